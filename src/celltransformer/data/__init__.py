@@ -1,0 +1,23 @@
+"""Neighbourhoods, packed batches, attention masks and AnnData registration."""
+
+from ._expression import ExpressionMatrix
+from ._fields import CellTypeField, CountsField, SpatialGraphField
+from ._graph import NeighborhoodGraph
+from ._loading import NeighborhoodDataModule, ReferenceBatchSampler, pack_batch
+from ._masks import AttentionMasks, attention_masks
+from ._packing import NeighborhoodDataset, pack_neighborhoods
+
+__all__ = [
+    "AttentionMasks",
+    "CellTypeField",
+    "CountsField",
+    "ExpressionMatrix",
+    "NeighborhoodDataModule",
+    "NeighborhoodDataset",
+    "NeighborhoodGraph",
+    "ReferenceBatchSampler",
+    "SpatialGraphField",
+    "attention_masks",
+    "pack_batch",
+    "pack_neighborhoods",
+]

@@ -1,0 +1,183 @@
+"""Data loaders of packed neighbourhood batches, and the train/validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from anndata import AnnData
+from lightning import LightningDataModule
+from scvi import settings
+from scvi.data import AnnDataManager
+from torch.utils.data import DataLoader, Sampler
+
+from celltransformer._constants import PACKED_KEYS, REGISTRY_KEYS
+
+from ._expression import ExpressionMatrix
+from ._graph import NeighborhoodGraph
+from ._masks import attention_masks
+from ._packing import NeighborhoodDataset
+
+
+def neighborhood_dataset(
+    adata_manager: AnnDataManager, max_neighbors: int | None, random_cap: bool
+) -> NeighborhoodDataset:
+    """Dataset of packed neighbourhood batches over the AnnData registered in ``adata_manager``."""
+    setup_args = adata_manager.registry["setup_args"]
+    expression = ExpressionMatrix(
+        adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
+        is_log1p=setup_args["expression_is_log1p"],
+    )
+    cell_types = np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.CELL_TYPE_KEY)).ravel()
+    graph = NeighborhoodGraph.from_adjacency(adata_manager.get_from_registry(REGISTRY_KEYS.GRAPH_KEY))
+    return NeighborhoodDataset(expression, cell_types, graph, max_neighbors, random_cap)
+
+
+class ReferenceBatchSampler(Sampler):
+    """Yields batches of reference-cell indices, shuffled anew every epoch when ``shuffle``.
+
+    Shuffling draws from torch's random state, so :attr:`scvi.settings.seed` makes it repeatable.
+    """
+
+    def __init__(self, indices: np.ndarray, batch_size: int, shuffle: bool = False, drop_last: bool = False):
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.indices) // self.batch_size
+        return -(-len(self.indices) // self.batch_size)
+
+    def __iter__(self):
+        order = self.indices
+        if self.shuffle:
+            order = order[torch.randperm(len(order)).numpy()]
+        for batch in range(len(self)):
+            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
+
+
+def neighborhood_loader(
+    dataset: NeighborhoodDataset,
+    indices: np.ndarray,
+    batch_size: int,
+    shuffle: bool = False,
+    num_workers: int = 0,
+) -> DataLoader:
+    """DataLoader of packed batches of the given reference cells."""
+    return DataLoader(
+        dataset,
+        sampler=ReferenceBatchSampler(indices, batch_size, shuffle=shuffle),
+        batch_size=None,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def split_sizes(n_obs: int, train_size: float | None, validation_size: float | None) -> tuple[int, int]:
+    """Number of training and validation cells, following scvi-tools' ``DataSplitter``."""
+    train_size = 0.9 if train_size is None else float(train_size)
+    if not 0.0 < train_size <= 1.0:
+        raise ValueError(f"train_size must be in (0, 1], got {train_size}.")
+    validation_size = 1.0 - train_size if validation_size is None else float(validation_size)
+    if validation_size < 0.0 or train_size + validation_size > 1.0 + 1e-9:
+        raise ValueError(
+            f"validation_size must be in [0, 1 - train_size], got {validation_size} with "
+            f"train_size={train_size}."
+        )
+    n_train = int(np.ceil(train_size * n_obs))
+    n_val = min(int(np.floor(validation_size * n_obs)), n_obs - n_train)
+    return n_train, n_val
+
+
+class NeighborhoodDataModule(LightningDataModule):
+    """Splits the registered cells into training, validation and test reference cells.
+
+    Neighbours are drawn from all cells: only the reference cells are split. Training batches
+    subsample neighbourhoods over ``max_neighbors`` at random; validation batches pick the same
+    neighbours every epoch.
+
+    Parameters
+    ----------
+    adata_manager
+        Manager of the registered AnnData.
+    train_size, validation_size
+        Fractions of reference cells used for training and validation (default 0.9 and the rest).
+    shuffle_set_split
+        Whether to shuffle cells before splitting (seeded by :attr:`scvi.settings.seed`).
+    batch_size
+        Neighbourhoods per batch.
+    max_neighbors
+        Cap on the size of a neighbourhood.
+    num_workers
+        DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        adata_manager: AnnDataManager,
+        train_size: float | None = None,
+        validation_size: float | None = None,
+        shuffle_set_split: bool = True,
+        batch_size: int = 32,
+        max_neighbors: int | None = 250,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.adata_manager = adata_manager
+        self.batch_size = batch_size
+        self.max_neighbors = max_neighbors
+        self.num_workers = num_workers
+        n_obs = adata_manager.adata.n_obs
+        self.n_train, self.n_val = split_sizes(n_obs, train_size, validation_size)
+        order = np.arange(n_obs)
+        if shuffle_set_split:
+            order = np.random.default_rng(settings.seed).permutation(n_obs)
+        self.train_idx = order[: self.n_train]
+        self.val_idx = order[self.n_train : self.n_train + self.n_val]
+        self.test_idx = order[self.n_train + self.n_val :]
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = neighborhood_dataset(self.adata_manager, self.max_neighbors, random_cap=True)
+        return neighborhood_loader(dataset, self.train_idx, self.batch_size, shuffle=True, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.n_val == 0:
+            return []
+        dataset = neighborhood_dataset(self.adata_manager, self.max_neighbors, random_cap=False)
+        return neighborhood_loader(dataset, self.val_idx, self.batch_size, num_workers=self.num_workers)
+
+
+def pack_batch(
+    adata: AnnData,
+    reference_indices: np.ndarray,
+    max_neighbors: int | None = None,
+    return_masks: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Pack the neighbourhoods of some reference cells of a registered AnnData.
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`celltransformer.CellTransformer.setup_anndata`.
+    reference_indices
+        Positions of the reference cells in ``adata``.
+    max_neighbors
+        Cap on a neighbourhood's size (the same neighbours are picked every time); ``None`` keeps
+        all neighbours.
+    return_masks
+        Also return the three dense attention masks under ``encoder_mask``, ``pooling_mask``
+        and ``decoder_mask`` (see :func:`attention_masks`).
+
+    Returns
+    -------
+    The packed batch of :func:`pack_neighborhoods`, plus the masks on request.
+    """
+    from celltransformer.model import CellTransformer
+
+    adata_manager = CellTransformer._get_most_recent_anndata_manager(adata, required=True)
+    batch = neighborhood_dataset(adata_manager, max_neighbors, random_cap=False)[reference_indices]
+    if return_masks:
+        masks = attention_masks(batch[PACKED_KEYS.OFFSETS])
+        batch.update(encoder_mask=masks.encoder, pooling_mask=masks.pooling, decoder_mask=masks.decoder)
+    return batch

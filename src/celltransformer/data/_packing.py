@@ -1,0 +1,102 @@
+"""Packing a batch of neighbourhoods into one sequence of tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from celltransformer._constants import PACKED_KEYS
+
+from ._expression import ExpressionMatrix
+from ._graph import NeighborhoodGraph
+
+
+class NeighborhoodDataset(torch.utils.data.Dataset):
+    """Packs the neighbourhoods of a batch of reference cells.
+
+    Indexing with an array of reference-cell indices returns one packed batch (see
+    :func:`pack_neighborhoods`); use it with a batch sampler and ``batch_size=None`` in a
+    :class:`~torch.utils.data.DataLoader`. It holds only arrays, so it works in worker processes.
+
+    Parameters
+    ----------
+    expression
+        The registered count matrix.
+    cell_types
+        Integer cell-type code of every cell, shape ``(n_obs,)``.
+    graph
+        The spatial graph.
+    max_neighbors
+        Cap on the size of a neighbourhood; ``None`` keeps every neighbour.
+    random_cap
+        If ``True`` (training), neighbourhoods over the cap are subsampled at random from torch's
+        random state (seeded by :attr:`scvi.settings.seed`, and per worker by the DataLoader).
+        If ``False`` (inference), the same neighbours are picked every time.
+    """
+
+    def __init__(
+        self,
+        expression: ExpressionMatrix,
+        cell_types: np.ndarray,
+        graph: NeighborhoodGraph,
+        max_neighbors: int | None = None,
+        random_cap: bool = False,
+    ):
+        self.expression = expression
+        self.cell_types = np.asarray(cell_types, dtype=np.int64)
+        self.graph = graph
+        self.max_neighbors = max_neighbors
+        self.random_cap = random_cap
+
+    def __len__(self) -> int:
+        return self.graph.n_obs
+
+    def __getitem__(self, reference_indices) -> dict[str, torch.Tensor]:
+        rng = None
+        if self.random_cap:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        return pack_neighborhoods(
+            self.expression,
+            self.cell_types,
+            self.graph,
+            np.asarray(reference_indices, dtype=np.int64),
+            max_neighbors=self.max_neighbors,
+            rng=rng,
+        )
+
+
+def pack_neighborhoods(
+    expression: ExpressionMatrix,
+    cell_types: np.ndarray,
+    graph: NeighborhoodGraph,
+    reference_indices: np.ndarray,
+    max_neighbors: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Pack the neighbourhoods of ``B`` reference cells into one batch.
+
+    The ``N`` neighbour tokens of all neighbourhoods stand one after another (neighbourhood ``i``
+    at ``offsets[i]:offsets[i + 1]``); the model appends one ``<cls>`` token per neighbourhood.
+    Counts are read with a single gather from the count matrix.
+
+    Returns
+    -------
+    A dict with ``neighbor_counts`` ``(N, G)``, ``neighbor_types`` ``(N,)``,
+    ``neighbor_indices`` ``(N,)``, ``reference_counts`` ``(B, G)``, ``reference_types``
+    ``(B,)``, ``reference_indices`` ``(B,)`` and ``offsets`` ``(B + 1,)``. Counts are
+    ``float32``, everything else ``int64``.
+    """
+    neighbor_indices, offsets = graph.neighborhoods(reference_indices, max_neighbors, rng)
+    rows = np.concatenate([neighbor_indices, reference_indices])
+    counts = torch.from_numpy(expression.gather(rows))
+    types = torch.from_numpy(cell_types[rows])
+    n_neighbors = len(neighbor_indices)
+    return {
+        PACKED_KEYS.NEIGHBOR_COUNTS: counts[:n_neighbors],
+        PACKED_KEYS.NEIGHBOR_TYPES: types[:n_neighbors],
+        PACKED_KEYS.NEIGHBOR_INDICES: torch.from_numpy(neighbor_indices),
+        PACKED_KEYS.REFERENCE_COUNTS: counts[n_neighbors:],
+        PACKED_KEYS.REFERENCE_TYPES: types[n_neighbors:],
+        PACKED_KEYS.REFERENCE_INDICES: torch.from_numpy(reference_indices),
+        PACKED_KEYS.OFFSETS: torch.from_numpy(offsets),
+    }

@@ -1,0 +1,334 @@
+"""The user-facing CellTransformer model."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from anndata import AnnData
+from scvi.data import AnnDataManager
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainRunner
+
+from celltransformer._constants import REGISTRY_KEYS
+from celltransformer.data import CellTypeField, CountsField, SpatialGraphField
+from celltransformer.data._loading import NeighborhoodDataModule, neighborhood_dataset, neighborhood_loader
+from celltransformer.nn import CellTransformerModule
+from celltransformer.nn._module import AttentionKind
+
+from ._training_plan import CellTransformerTrainingPlan
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INFERENCE_BATCH_SIZE = 128
+DEFAULT_TRAINING_STEPS = 10_000
+MAX_DEFAULT_EPOCHS = 100
+
+
+class CellTransformer(BaseModelClass):
+    """Transformer embeddings of spatial cell neighbourhoods.
+
+    For every reference cell the model hides the cell, encodes its spatial neighbours (cell type
+    and expression of each) with a transformer, pools the neighbourhood into one token, and decodes
+    that token with a query made from the reference cell's type to predict the reference cell's
+    counts under a zero-inflated negative binomial likelihood. The pooled token, after the
+    decoder, is the cell's neighbourhood embedding.
+
+    The defaults reproduce the published architecture.
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`setup_anndata`.
+    d_model
+        Token width, which is also the width of the embedding.
+    n_heads
+        Attention heads.
+    n_encoder_layers, n_decoder_layers
+        Depth of the encoder and of the decoder.
+    dim_feedforward
+        Hidden width of the feed-forward blocks.
+    dropout
+        Dropout probability.
+    max_neighbors
+        Cap on a neighbourhood's size during training: larger neighbourhoods are subsampled at
+        random in every epoch. Inference uses every neighbour unless told otherwise.
+    attention
+        ``"dense"`` computes attention under the dense masks of the packed format.
+
+    Examples
+    --------
+    >>> sq.gr.spatial_neighbors(adata, radius=50.0, coord_type="generic", library_key="section")
+    >>> ct.CellTransformer.setup_anndata(adata, layer="counts", cell_type_key="cell_type",
+    ...                                  library_key="section")
+    >>> model = ct.CellTransformer(adata)
+    >>> model.train(max_epochs=10)
+    >>> model.embed(adata)  # adata.obsm["X_celltransformer"]
+    """
+
+    _module_cls = CellTransformerModule
+    _training_plan_cls = CellTransformerTrainingPlan
+    _data_splitter_cls = NeighborhoodDataModule
+    _train_runner_cls = TrainRunner
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        d_model: int = 384,
+        n_heads: int = 8,
+        n_encoder_layers: int = 4,
+        n_decoder_layers: int = 4,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.0,
+        max_neighbors: int = 250,
+        attention: AttentionKind = "dense",
+    ):
+        super().__init__(adata)
+        if max_neighbors < 1:
+            raise ValueError(f"max_neighbors must be at least 1, got {max_neighbors}.")
+        self.max_neighbors = max_neighbors
+        self.module = self._module_cls(
+            n_genes=self.summary_stats.n_vars,
+            n_cell_types=self.summary_stats.n_labels,
+            d_model=d_model,
+            n_heads=n_heads,
+            n_encoder_layers=n_encoder_layers,
+            n_decoder_layers=n_decoder_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            attention=attention,
+        )
+        self._model_summary_string = (
+            f"CellTransformer: d_model={d_model}, heads={n_heads}, "
+            f"layers={n_encoder_layers}+{n_decoder_layers}, feed-forward={dim_feedforward}, "
+            f"genes={self.summary_stats.n_vars}, cell types={self.summary_stats.n_labels}, "
+            f"max_neighbors={max_neighbors}, attention={attention!r}"
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    @classmethod
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        layer: str | None = None,
+        cell_type_key: str | None = None,
+        spatial_key: str = "spatial_connectivities",
+        library_key: str | None = None,
+        expression_is_log1p: bool = False,
+        **kwargs,
+    ) -> None:
+        """Register an AnnData with a spatial graph for CellTransformer.
+
+        Writes the scvi-tools bookkeeping keys ``adata.uns["_scvi_uuid"]``,
+        ``adata.uns["_scvi_manager_uuid"]`` and the integer codes ``adata.obs["_scvi_labels"]``;
+        nothing else of ``adata`` changes.
+
+        Parameters
+        ----------
+        adata
+            AnnData with counts and a spatial graph.
+        layer
+            Layer holding the raw counts; ``None`` for ``adata.X``.
+        cell_type_key
+            Column of ``adata.obs`` with cell types. ``None`` trains without cell types: neighbour
+            tokens then carry expression only (next to one learned type vector shared by all
+            cells) and the decoding query is a learned vector.
+        spatial_key
+            Key of the spatial graph in ``adata.obsp``, as written by
+            :func:`squidpy.gr.spatial_neighbors` (radius, kNN or Delaunay). The neighbourhood of
+            a cell is its graph neighbours, never itself.
+        library_key
+            Column of ``adata.obs`` with the tissue section of every cell. The graph must not link
+            cells of different sections (build it with ``library_key`` in squidpy).
+        expression_is_log1p
+            Set to ``True`` if the matrix holds ``log1p(counts)`` (as many public files do); counts
+            are then recovered as ``expm1``. Otherwise the matrix must hold non-negative integers.
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        anndata_fields = [
+            CountsField(REGISTRY_KEYS.X_KEY, layer, is_log1p=expression_is_log1p),
+            CellTypeField(REGISTRY_KEYS.CELL_TYPE_KEY, cell_type_key),
+            SpatialGraphField(REGISTRY_KEYS.GRAPH_KEY, spatial_key, library_key),
+        ]
+        adata_manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(adata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        train_size: float | None = None,
+        validation_size: float | None = None,
+        shuffle_set_split: bool = True,
+        batch_size: int = 32,
+        early_stopping: bool = False,
+        num_workers: int = 0,
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ):
+        """Train the model.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes over the training reference cells. ``None`` picks enough epochs for about
+            10,000 optimizer steps, at most 100.
+        accelerator
+            ``"cpu"``, ``"gpu"``, ``"auto"``, ... as in Lightning.
+        devices
+            Devices to use, as in Lightning.
+        train_size
+            Fraction of reference cells used for training (default 0.9). Neighbours are always
+            drawn from all cells.
+        validation_size
+            Fraction of reference cells used for validation (default: the rest).
+        shuffle_set_split
+            Whether to shuffle cells before splitting them.
+        batch_size
+            Neighbourhoods per batch.
+        early_stopping
+            Stop when ``nll_validation`` stops improving (see :class:`scvi.train.Trainer`).
+        num_workers
+            DataLoader worker processes that sample and pack batches.
+        plan_kwargs
+            Keyword arguments of :class:`~celltransformer.model.CellTransformerTrainingPlan`
+            (``lr``, ``weight_decay``, ``warmup_steps``, ``plateau_steps``, ``timescale``).
+        datasplitter_kwargs
+            Further keyword arguments of :class:`~celltransformer.data.NeighborhoodDataModule`.
+        **trainer_kwargs
+            Keyword arguments of :class:`scvi.train.Trainer` and Lightning's ``Trainer``.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        datamodule = self._data_splitter_cls(
+            self.adata_manager,
+            train_size=train_size,
+            validation_size=validation_size,
+            shuffle_set_split=shuffle_set_split,
+            batch_size=batch_size,
+            max_neighbors=self.max_neighbors,
+            num_workers=num_workers,
+            **(datasplitter_kwargs or {}),
+        )
+        if max_epochs is None:
+            steps_per_epoch = max(1, datamodule.n_train // batch_size)
+            max_epochs = int(np.clip(DEFAULT_TRAINING_STEPS // steps_per_epoch, 1, MAX_DEFAULT_EPOCHS))
+        training_plan = self._training_plan_cls(self.module, **(plan_kwargs or {}))
+        trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        trainer_kwargs.setdefault("early_stopping_monitor", "nll_validation")
+        trainer_kwargs.setdefault("checkpointing_monitor", "nll_validation")
+        runner = self._train_runner_cls(
+            self,
+            training_plan=training_plan,
+            data_splitter=datamodule,
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            early_stopping=early_stopping,
+            **trainer_kwargs,
+        )
+        return runner()
+
+    @torch.inference_mode()
+    def _inference_batches(
+        self,
+        adata: AnnData | None,
+        indices: np.ndarray | None,
+        batch_size: int | None,
+        max_neighbors: int | None,
+    ):
+        """Yield ``(tensors, inference outputs)`` over the reference cells, one batch at a time."""
+        adata = self._validate_anndata(adata)
+        adata_manager = self.get_anndata_manager(adata, required=True)
+        indices = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+        dataset = neighborhood_dataset(adata_manager, max_neighbors, random_cap=False)
+        loader = neighborhood_loader(dataset, indices, batch_size or DEFAULT_INFERENCE_BATCH_SIZE)
+        self.module.eval()
+        for tensors in loader:
+            inference_outputs = self.module.inference(**self.module._get_inference_input(tensors))
+            yield tensors, inference_outputs
+
+    def get_latent_representation(
+        self,
+        adata: AnnData | None = None,
+        indices: np.ndarray | None = None,
+        batch_size: int | None = None,
+        max_neighbors: int | None = None,
+    ) -> np.ndarray:
+        """Neighbourhood embedding of every reference cell.
+
+        Parameters
+        ----------
+        adata
+            AnnData set up like the training data; defaults to it.
+        indices
+            Cells to embed; defaults to all.
+        batch_size
+            Neighbourhoods per batch (default 128).
+        max_neighbors
+            Cap on a neighbourhood's size; ``None`` (default) uses every neighbour. With a cap,
+            the same neighbours are picked every time.
+
+        Returns
+        -------
+        Array of shape ``(n_cells, d_model)``.
+        """
+        self._check_if_trained(warn=True)
+        return np.concatenate(
+            [
+                outputs["embedding"].float().cpu().numpy()
+                for _, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors)
+            ]
+        )
+
+    def embed(
+        self,
+        adata: AnnData | None = None,
+        key_added: str = "X_celltransformer",
+        batch_size: int | None = None,
+        max_neighbors: int | None = None,
+    ) -> None:
+        """Write the neighbourhood embedding of every cell to ``adata.obsm[key_added]``.
+
+        Parameters
+        ----------
+        adata
+            AnnData set up like the training data; defaults to it.
+        key_added
+            Key in ``adata.obsm``.
+        batch_size, max_neighbors
+            See :meth:`get_latent_representation`.
+        """
+        adata = self.adata if adata is None else adata
+        adata.obsm[key_added] = self.get_latent_representation(
+            adata, batch_size=batch_size, max_neighbors=max_neighbors
+        )
+
+    def get_predicted_expression(
+        self,
+        adata: AnnData | None = None,
+        indices: np.ndarray | None = None,
+        batch_size: int | None = None,
+        max_neighbors: int | None = None,
+    ) -> np.ndarray:
+        """Expression of each reference cell predicted from its neighbourhood (the ZINB mean).
+
+        Parameters
+        ----------
+        adata, indices, batch_size, max_neighbors
+            See :meth:`get_latent_representation`.
+
+        Returns
+        -------
+        Array of shape ``(n_cells, n_genes)``, in counts.
+        """
+        self._check_if_trained(warn=True)
+        predictions = []
+        for _, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors):
+            px = self.module.generative(outputs["decoded"])["px"]
+            predictions.append(px.mean.cpu().numpy())
+        return np.concatenate(predictions)

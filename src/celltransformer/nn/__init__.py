@@ -1,0 +1,15 @@
+"""The CellTransformer network: layers, attention backends and the scvi-tools module."""
+
+from ._attention import AttentionBackend, DenseAttention
+from ._layers import AttentionPool, TransformerLayer, TransformerStack, ZINBHead
+from ._module import CellTransformerModule
+
+__all__ = [
+    "AttentionBackend",
+    "AttentionPool",
+    "CellTransformerModule",
+    "DenseAttention",
+    "TransformerLayer",
+    "TransformerStack",
+    "ZINBHead",
+]
