@@ -55,7 +55,9 @@ class CellTransformer(BaseModelClass):
         Cap on a neighbourhood's size during training: larger neighbourhoods are subsampled at
         random in every epoch. Inference uses every neighbour unless told otherwise.
     attention
-        ``"dense"`` computes attention under the dense masks of the packed format.
+        ``"fast"`` (default) computes attention per neighbourhood without building the quadratic
+        masks; ``"dense"`` selects the reference path under the dense masks. Both give the same
+        numbers; switch an existing model with ``model.module.attention = "dense"``.
 
     Examples
     --------
@@ -82,7 +84,7 @@ class CellTransformer(BaseModelClass):
         dim_feedforward: int = 2048,
         dropout: float = 0.0,
         max_neighbors: int = 250,
-        attention: AttentionKind = "dense",
+        attention: AttentionKind = "fast",
     ):
         super().__init__(adata)
         if max_neighbors < 1:

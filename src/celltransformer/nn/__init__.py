@@ -1,6 +1,6 @@
 """The CellTransformer network: layers, attention backends and the scvi-tools module."""
 
-from ._attention import AttentionBackend, DenseAttention
+from ._attention import AttentionBackend, DenseAttention, PackedAttention
 from ._layers import AttentionPool, TransformerLayer, TransformerStack, ZINBHead
 from ._module import CellTransformerModule
 
@@ -9,6 +9,7 @@ __all__ = [
     "AttentionPool",
     "CellTransformerModule",
     "DenseAttention",
+    "PackedAttention",
     "TransformerLayer",
     "TransformerStack",
     "ZINBHead",

@@ -11,10 +11,10 @@ from torch import nn
 
 from celltransformer._constants import PACKED_KEYS
 
-from ._attention import AttentionBackend, DenseAttention
+from ._attention import AttentionBackend, DenseAttention, PackedAttention
 from ._layers import LAYER_NORM_EPS, AttentionPool, TransformerStack, ZINBHead
 
-AttentionKind = Literal["dense"]
+AttentionKind = Literal["fast", "dense"]
 
 
 def per_cell_pearson(predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
@@ -52,7 +52,10 @@ class CellTransformerModule(BaseModuleClass):
     dropout
         Dropout in attention, residual and feed-forward paths.
     attention
-        ``"dense"`` computes attention under the dense masks of the packed format.
+        ``"fast"`` (default) computes attention per neighbourhood without building masks
+        (:class:`~celltransformer.nn.PackedAttention`); ``"dense"`` is the reference path under
+        the dense masks of the packed format (:class:`~celltransformer.nn.DenseAttention`).
+        Both give the same numbers.
     """
 
     def __init__(
@@ -65,9 +68,11 @@ class CellTransformerModule(BaseModuleClass):
         n_decoder_layers: int = 4,
         dim_feedforward: int = 2048,
         dropout: float = 0.0,
-        attention: AttentionKind = "dense",
+        attention: AttentionKind = "fast",
     ):
         super().__init__()
+        if attention not in ("fast", "dense"):
+            raise ValueError(f"attention must be 'fast' or 'dense', got {attention!r}.")
         if d_model % 2 or d_model % n_heads:
             raise ValueError(
                 f"d_model={d_model} must be even and divisible by n_heads={n_heads}: tokens join two "
@@ -95,7 +100,9 @@ class CellTransformerModule(BaseModuleClass):
 
     def attention_backend(self, offsets: torch.Tensor) -> AttentionBackend:
         """The attention backend selected by :attr:`attention`, for one packed batch."""
-        return DenseAttention(offsets)
+        if self.attention == "dense":
+            return DenseAttention(offsets)
+        return PackedAttention(offsets)
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {

@@ -54,7 +54,8 @@ def domains(
     sections = (
         pd.Categorical(adata.obs[library_key]) if library_key is not None else pd.Categorical(np.zeros(adata.n_obs))
     )
-    size = point_size if point_size is not None else max(0.5, 4000 / adata.n_obs)
+    largest_section = int(np.bincount(sections.codes).max())
+    size = point_size if point_size is not None else float(np.clip(20_000 / largest_section, 0.2, 30.0))
     fig, axes = plt.subplots(
         len(sections.categories),
         len(keys),

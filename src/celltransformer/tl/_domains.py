@@ -7,14 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from sklearn.cluster import MiniBatchKMeans
 
-
-def _representation(adata: AnnData, use_rep: str) -> np.ndarray:
-    if use_rep not in adata.obsm:
-        raise KeyError(
-            f"adata.obsm[{use_rep!r}] does not exist (obsm holds {list(adata.obsm.keys())}). "
-            "Compute the embedding first, e.g. `model.embed(adata)` for 'X_celltransformer'."
-        )
-    return np.asarray(adata.obsm[use_rep], dtype=np.float32)
+from ._utils import representation
 
 
 def domains(
@@ -46,7 +39,7 @@ def domains(
     """
     if n_domains < 1:
         raise ValueError(f"n_domains must be at least 1, got {n_domains}.")
-    embedding = _representation(adata, use_rep)
+    embedding = representation(adata, use_rep)
     kmeans = MiniBatchKMeans(n_clusters=n_domains, batch_size=batch_size, random_state=seed, n_init=3)
     labels = kmeans.fit_predict(embedding)
     adata.obs[key_added] = pd.Categorical(labels.astype(str), categories=[str(k) for k in range(n_domains)])
