@@ -11,11 +11,11 @@ from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from celltransformer._constants import REGISTRY_KEYS
+from celltransformer._constants import PACKED_KEYS, REGISTRY_KEYS
 from celltransformer.data import CellTypeField, CountsField, SpatialGraphField
 from celltransformer.data._loading import NeighborhoodDataModule, neighborhood_dataset, neighborhood_loader
 from celltransformer.nn import CellTransformerModule
-from celltransformer.nn._module import AttentionKind
+from celltransformer.nn._module import AttentionKind, per_cell_pearson
 
 from ._training_plan import CellTransformerTrainingPlan
 
@@ -235,7 +235,6 @@ class CellTransformer(BaseModelClass):
         )
         return runner()
 
-    @torch.inference_mode()
     def _inference_batches(
         self,
         adata: AnnData | None,
@@ -243,7 +242,10 @@ class CellTransformer(BaseModelClass):
         batch_size: int | None,
         max_neighbors: int | None,
     ):
-        """Yield ``(tensors, inference outputs)`` over the reference cells, one batch at a time."""
+        """Yield ``(tensors, inference outputs)`` over the reference cells, one batch at a time.
+
+        Callers run under :func:`torch.inference_mode`.
+        """
         adata = self._validate_anndata(adata)
         adata_manager = self.get_anndata_manager(adata, required=True)
         indices = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
@@ -254,6 +256,7 @@ class CellTransformer(BaseModelClass):
             inference_outputs = self.module.inference(**self.module._get_inference_input(tensors))
             yield tensors, inference_outputs
 
+    @torch.inference_mode()
     def get_latent_representation(
         self,
         adata: AnnData | None = None,
@@ -310,6 +313,7 @@ class CellTransformer(BaseModelClass):
             adata, batch_size=batch_size, max_neighbors=max_neighbors
         )
 
+    @torch.inference_mode()
     def get_predicted_expression(
         self,
         adata: AnnData | None = None,
@@ -334,3 +338,37 @@ class CellTransformer(BaseModelClass):
             px = self.module.generative(outputs["decoded"])["px"]
             predictions.append(px.mean.cpu().numpy())
         return np.concatenate(predictions)
+
+    @torch.inference_mode()
+    def get_reconstruction_error(
+        self,
+        adata: AnnData | None = None,
+        indices: np.ndarray | None = None,
+        batch_size: int | None = None,
+        max_neighbors: int | None = None,
+    ) -> dict[str, float]:
+        """How well neighbourhoods predict the reference cells' counts.
+
+        Parameters
+        ----------
+        adata, indices, batch_size, max_neighbors
+            See :meth:`get_latent_representation`.
+
+        Returns
+        -------
+        ``{"nll": ..., "pearson": ...}``: the ZINB negative log-likelihood averaged over genes
+        and cells, and the mean per-cell Pearson correlation between predicted mean and counts
+        (the ``nll_validation`` and ``pearson_validation`` of training).
+        """
+        nll_sum, pearson_sum, n_cells, n_correlated = 0.0, 0.0, 0, 0
+        for tensors, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors):
+            generative_outputs = self.module.generative(outputs["decoded"])
+            counts = tensors[PACKED_KEYS.REFERENCE_COUNTS].to(self.module.device)
+            loss_output = self.module.loss({PACKED_KEYS.REFERENCE_COUNTS: counts}, outputs, generative_outputs)
+            nll_sum += loss_output.loss.item() * len(counts)
+            n_cells += len(counts)
+            correlations = per_cell_pearson(generative_outputs["px"].mean, counts)
+            defined = ~torch.isnan(correlations)
+            pearson_sum += correlations[defined].sum().item()
+            n_correlated += int(defined.sum())
+        return {"nll": nll_sum / n_cells, "pearson": pearson_sum / max(n_correlated, 1)}

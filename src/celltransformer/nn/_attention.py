@@ -103,7 +103,7 @@ class _PaddedBlock:
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """``(rows, d)`` to ``(rows, heads, d / heads)``."""
-    return x.view(x.shape[0], n_heads, -1)
+    return x.view(x.shape[0], n_heads, x.shape[1] // n_heads)
 
 
 def _with_zero_row(x: torch.Tensor) -> torch.Tensor:
