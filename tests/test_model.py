@@ -148,3 +148,42 @@ def test_module_defaults_follow_the_published_model(tissue):
     assert model.module.attention == "fast"
     with torch.no_grad():
         assert model.module.zinb_proj.mu.out_features == tissue.n_vars
+
+
+def test_load_query_data_learns_new_cell_types_only(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "model")
+    query = make_tissue(n_cells=300, n_sections=1, seed=7)
+    query.obs["cell_type"] = query.obs["cell_type"].cat.add_categories(["novel"])
+    query.obs.loc[query.obs.index[:40], "cell_type"] = "novel"
+    query_model = ct.CellTransformer.load_query_data(query, tmp_path / "model")
+    n_reference = model.module.encoder_cell_embed.num_embeddings
+    assert query_model.module.encoder_cell_embed.num_embeddings == n_reference + 1
+    before = {name: p.detach().clone() for name, p in query_model.module.state_dict().items()}
+    query_model.train(max_epochs=1, batch_size=32, plan_kwargs={"warmup_steps": 1}, **QUIET_TRAINING)
+    after = query_model.module.state_dict()
+    for name, value in before.items():
+        if name.endswith("cell_embed.weight"):
+            torch.testing.assert_close(after[name][:n_reference], value[:n_reference], rtol=0, atol=0)
+            assert not torch.equal(after[name][n_reference:], value[n_reference:])
+        else:
+            torch.testing.assert_close(after[name], value, rtol=0, atol=0)
+    assert np.isfinite(query_model.get_latent_representation()).all()
+
+
+def test_load_query_data_refuses_other_genes(trained):
+    model, _ = trained
+    query = make_tissue(n_cells=300, n_sections=1, seed=7)[:, ::-1].copy()
+    with pytest.raises(ValueError, match="genes differ"):
+        ct.CellTransformer.load_query_data(query, model)
+
+
+def test_cell_without_neighbors_still_gets_an_embedding(trained):
+    model, _ = trained
+    adata = model.adata.copy()
+    graph = adata.obsp["spatial_connectivities"].tolil()
+    graph[0, :] = 0
+    graph[:, 0] = 0
+    adata.obsp["spatial_connectivities"] = graph.tocsr()
+    latent = model.get_latent_representation(adata, indices=np.array([0, 1]))
+    assert np.isfinite(latent).all()

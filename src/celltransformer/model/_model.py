@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 
 import numpy as np
 import torch
@@ -18,8 +18,6 @@ from celltransformer.nn import CellTransformerModule
 from celltransformer.nn._module import AttentionKind, per_cell_pearson
 
 from ._training_plan import CellTransformerTrainingPlan
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_INFERENCE_BATCH_SIZE = 128
 DEFAULT_TRAINING_STEPS = 10_000
@@ -41,6 +39,9 @@ class CellTransformer(BaseModelClass):
     ----------
     adata
         AnnData registered with :meth:`setup_anndata`.
+    registry
+        Registry of a saved model, to build the model without data (as :meth:`load` does with
+        ``adata=False``).
     d_model
         Token width, which is also the width of the embedding.
     n_heads
@@ -77,6 +78,7 @@ class CellTransformer(BaseModelClass):
     def __init__(
         self,
         adata: AnnData | None = None,
+        registry: dict | None = None,
         d_model: int = 384,
         n_heads: int = 8,
         n_encoder_layers: int = 4,
@@ -86,7 +88,7 @@ class CellTransformer(BaseModelClass):
         max_neighbors: int = 250,
         attention: AttentionKind = "fast",
     ):
-        super().__init__(adata)
+        super().__init__(adata, registry)
         if max_neighbors < 1:
             raise ValueError(f"max_neighbors must be at least 1, got {max_neighbors}.")
         self.max_neighbors = max_neighbors
@@ -156,6 +158,52 @@ class CellTransformer(BaseModelClass):
         adata_manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
+
+    @classmethod
+    def load_query_data(
+        cls,
+        adata: AnnData,
+        reference_model: CellTransformer | str | os.PathLike,
+        unfrozen: bool = False,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+    ) -> CellTransformer:
+        """Extend a trained model to query data whose cell types may be new (scArches-style).
+
+        The query is registered with the reference's setup, its unseen cell types appended to
+        the reference's. The returned model holds the reference weights; the embedding rows of the
+        new cell types start fresh and, unless ``unfrozen``, are the only weights that
+        :meth:`train` changes. Train it on the query, then embed as usual.
+
+        Parameters
+        ----------
+        adata
+            Query AnnData with the reference's genes in the same order and a spatial graph.
+        reference_model
+            A trained model, or the folder it was saved to.
+        unfrozen
+            Train every weight instead of the new cell types' embeddings only.
+        accelerator, device
+            Where to load a saved reference (as in :meth:`load`).
+
+        Returns
+        -------
+        The query model.
+        """
+        if not isinstance(reference_model, CellTransformer):
+            reference_model = cls.load(reference_model, adata=False, accelerator=accelerator, device=device)
+        registry = reference_model.registry
+        reference_genes = registry["field_registries"][REGISTRY_KEYS.X_KEY]["state_registry"]["column_names"]
+        if not np.array_equal(np.asarray(adata.var_names), np.asarray(reference_genes)):
+            raise ValueError(
+                "The query's genes differ from the reference's (names or order). Reorder and subset "
+                "them first: `adata = adata[:, reference_genes].copy()` with the reference's "
+                "`model.registry['field_registries']['X']['state_registry']['column_names']`."
+            )
+        cls.setup_anndata(adata, source_registry=registry, extend_categories=True, **registry["setup_args"])
+        model = cls(adata, **reference_model.init_params_["non_kwargs"])
+        model.module.load_reference_state(reference_model.module.state_dict(), freeze=not unfrozen)
+        return model
 
     def train(
         self,

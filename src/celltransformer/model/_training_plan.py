@@ -90,7 +90,15 @@ class CellTransformerTrainingPlan(pl.LightningModule):
         self._log_metrics(loss_output, "validation")
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        trainable = [p for p in self.module.parameters() if p.requires_grad]
+        row_frozen = {id(p) for p in getattr(self.module, "row_frozen_parameters", ())}
+        groups = [
+            {"params": [p for p in trainable if id(p) not in row_frozen]},
+            {"params": [p for p in trainable if id(p) in row_frozen], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.Adam(
+            [group for group in groups if group["params"]], lr=self.lr, weight_decay=self.weight_decay
+        )
         schedule = inverse_sqrt_with_plateau(self.warmup_steps, self.plateau_steps, self.timescale)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -15,6 +15,7 @@ from ._attention import AttentionBackend, DenseAttention, PackedAttention
 from ._layers import LAYER_NORM_EPS, AttentionPool, TransformerStack, ZINBHead
 
 AttentionKind = Literal["fast", "dense"]
+CELL_TYPE_TABLES = ("encoder_cell_embed.weight", "decoder_cell_embed.weight")
 
 
 def per_cell_pearson(predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
@@ -97,6 +98,39 @@ class CellTransformerModule(BaseModuleClass):
         self.decoder_cell_embed = nn.Embedding(n_cell_types, d_model)
         self.decoder = TransformerStack(n_decoder_layers, d_model, n_heads, dim_feedforward, dropout)
         self.zinb_proj = ZINBHead(d_model, n_genes)
+
+    def load_reference_state(self, reference_state: dict[str, torch.Tensor], freeze: bool = True) -> None:
+        """Start from a trained module whose cell-type tables may hold fewer types.
+
+        Rows of cell types that the reference did not know keep their fresh initialisation. With
+        ``freeze`` only those rows are trained afterwards (scArches-style query training): every
+        other parameter, and the reference rows of the cell-type tables, stay as they are.
+        """
+        state = self.state_dict()
+        n_reference_types = len(reference_state[CELL_TYPE_TABLES[0]])
+        for name, value in reference_state.items():
+            if name in CELL_TYPE_TABLES:
+                state[name][:n_reference_types] = value
+            else:
+                state[name] = value
+        self.load_state_dict(state)
+        if freeze:
+            self._train_only_new_cell_types(n_reference_types)
+
+    def _train_only_new_cell_types(self, n_reference_types: int) -> None:
+        tables = [self.encoder_cell_embed.weight, self.decoder_cell_embed.weight]
+        for parameter in self.parameters():
+            parameter.requires_grad_(any(parameter is table for table in tables))
+
+        def zero_reference_rows(gradient: torch.Tensor) -> torch.Tensor:
+            gradient = gradient.clone()
+            gradient[:n_reference_types] = 0
+            return gradient
+
+        for table in tables:
+            table.register_hook(zero_reference_rows)
+        # Weight decay would still move the reference rows; the training plan exempts these.
+        self.row_frozen_parameters = tables
 
     def attention_backend(self, offsets: torch.Tensor) -> AttentionBackend:
         """The attention backend selected by :attr:`attention`, for one packed batch."""
