@@ -5,10 +5,11 @@ from ._fields import CellTypeField, CountsField, SpatialGraphField
 from ._graph import NeighborhoodGraph
 from ._loading import NeighborhoodDataModule, ReferenceBatchSampler, pack_batch
 from ._masks import AttentionMasks, attention_masks
-from ._packing import NeighborhoodDataset, pack_neighborhoods
+from ._packing import BatchKey, NeighborhoodDataset, pack_neighborhoods
 
 __all__ = [
     "AttentionMasks",
+    "BatchKey",
     "CellTypeField",
     "CountsField",
     "ExpressionMatrix",

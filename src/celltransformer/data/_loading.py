@@ -15,7 +15,7 @@ from celltransformer._constants import PACKED_KEYS, REGISTRY_KEYS
 from ._expression import ExpressionMatrix
 from ._graph import NeighborhoodGraph
 from ._masks import attention_masks
-from ._packing import NeighborhoodDataset
+from ._packing import BatchKey, NeighborhoodDataset
 
 
 def neighborhood_dataset(
@@ -33,28 +33,72 @@ def neighborhood_dataset(
 
 
 class ReferenceBatchSampler(Sampler):
-    """Yields batches of reference-cell indices, shuffled anew every epoch when ``shuffle``.
+    """Yields batches of reference cells, each with the seed of its random neighbourhood caps.
 
-    Shuffling draws from torch's random state, so :attr:`scvi.settings.seed` makes it repeatable.
+    An epoch's order and every batch's seed derive from ``(seed, epoch)`` only, so a training
+    repeats exactly, also with worker processes, and one resumed from a checkpoint continues as
+    if it had never stopped. With ``num_replicas > 1`` (distributed training) every process takes
+    its own share of each epoch's order, padded to equal length as in
+    :class:`~torch.utils.data.distributed.DistributedSampler`.
+
+    Parameters
+    ----------
+    indices
+        Reference cells to draw from.
+    batch_size
+        Reference cells per batch.
+    shuffle
+        Whether to shuffle the cells anew every epoch.
+    drop_last
+        Whether to drop the last, incomplete batch.
+    seed
+        Base seed; ``None`` draws fresh entropy (without touching global random states).
+    num_replicas, rank
+        Number of processes sharing the epoch, and this process's rank.
     """
 
-    def __init__(self, indices: np.ndarray, batch_size: int, shuffle: bool = False, drop_last: bool = False):
+    def __init__(
+        self,
+        indices: np.ndarray,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.seed = np.random.SeedSequence().entropy if seed is None else int(seed)
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch (Lightning calls this before every epoch)."""
+        self.epoch = epoch
+
+    @property
+    def n_per_replica(self) -> int:
+        """Reference cells each process sees per epoch."""
+        return -(-len(self.indices) // self.num_replicas)
 
     def __len__(self) -> int:
         if self.drop_last:
-            return len(self.indices) // self.batch_size
-        return -(-len(self.indices) // self.batch_size)
+            return self.n_per_replica // self.batch_size
+        return -(-self.n_per_replica // self.batch_size)
 
     def __iter__(self):
         order = self.indices
         if self.shuffle:
-            order = order[torch.randperm(len(order)).numpy()]
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+        padded = np.resize(order, self.n_per_replica * self.num_replicas)
+        share = padded[self.rank :: self.num_replicas]
         for batch in range(len(self)):
-            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            cells = share[batch * self.batch_size : (batch + 1) * self.batch_size]
+            yield BatchKey(cells, (self.seed, self.epoch, self.rank, batch))
 
 
 def neighborhood_loader(
@@ -63,11 +107,12 @@ def neighborhood_loader(
     batch_size: int,
     shuffle: bool = False,
     num_workers: int = 0,
+    seed: int | None = None,
 ) -> DataLoader:
-    """DataLoader of packed batches of the given reference cells."""
+    """DataLoader of packed batches of the given reference cells (see :class:`ReferenceBatchSampler`)."""
     return DataLoader(
         dataset,
-        sampler=ReferenceBatchSampler(indices, batch_size, shuffle=shuffle),
+        sampler=ReferenceBatchSampler(indices, batch_size, shuffle=shuffle, seed=seed),
         batch_size=None,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
@@ -139,7 +184,9 @@ class NeighborhoodDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = neighborhood_dataset(self.adata_manager, self.max_neighbors, random_cap=True)
-        return neighborhood_loader(dataset, self.train_idx, self.batch_size, shuffle=True, num_workers=self.num_workers)
+        return neighborhood_loader(
+            dataset, self.train_idx, self.batch_size, shuffle=True, num_workers=self.num_workers, seed=settings.seed
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.n_val == 0:
@@ -176,7 +223,8 @@ def pack_batch(
     from celltransformer.model import CellTransformer
 
     adata_manager = CellTransformer._get_most_recent_anndata_manager(adata, required=True)
-    batch = neighborhood_dataset(adata_manager, max_neighbors, random_cap=False)[reference_indices]
+    dataset = neighborhood_dataset(adata_manager, max_neighbors, random_cap=False)
+    batch = dataset[BatchKey(np.asarray(reference_indices), None)]
     if return_masks:
         masks = attention_masks(batch[PACKED_KEYS.OFFSETS])
         batch.update(encoder_mask=masks.encoder, pooling_mask=masks.pooling, decoder_mask=masks.decoder)

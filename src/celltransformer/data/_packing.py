@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -11,11 +13,18 @@ from ._expression import ExpressionMatrix
 from ._graph import NeighborhoodGraph
 
 
+class BatchKey(NamedTuple):
+    """A batch of reference cells and the seed of its random neighbourhood caps."""
+
+    reference_indices: np.ndarray
+    seed: tuple[int, ...] | None
+
+
 class NeighborhoodDataset(torch.utils.data.Dataset):
     """Packs the neighbourhoods of a batch of reference cells.
 
-    Indexing with an array of reference-cell indices returns one packed batch (see
-    :func:`pack_neighborhoods`); use it with a batch sampler and ``batch_size=None`` in a
+    Indexing with a :class:`BatchKey` returns one packed batch (see :func:`pack_neighborhoods`);
+    use it with :class:`ReferenceBatchSampler` and ``batch_size=None`` in a
     :class:`~torch.utils.data.DataLoader`. It holds only arrays, so it works in worker processes.
 
     Parameters
@@ -29,9 +38,8 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
     max_neighbors
         Cap on the size of a neighbourhood; ``None`` keeps every neighbour.
     random_cap
-        If ``True`` (training), neighbourhoods over the cap are subsampled at random from torch's
-        random state (seeded by :attr:`scvi.settings.seed`, and per worker by the DataLoader).
-        If ``False`` (inference), the same neighbours are picked every time.
+        If ``True`` (training), neighbourhoods over the cap are subsampled at random, from the
+        batch's seed. If ``False`` (inference), the same neighbours are picked every time.
     """
 
     def __init__(
@@ -51,15 +59,13 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.graph.n_obs
 
-    def __getitem__(self, reference_indices) -> dict[str, torch.Tensor]:
-        rng = None
-        if self.random_cap:
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+    def __getitem__(self, key: BatchKey) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng(key.seed) if self.random_cap else None
         return pack_neighborhoods(
             self.expression,
             self.cell_types,
             self.graph,
-            np.asarray(reference_indices, dtype=np.int64),
+            np.asarray(key.reference_indices, dtype=np.int64),
             max_neighbors=self.max_neighbors,
             rng=rng,
         )
