@@ -129,3 +129,19 @@ def test_schedule_warms_up_plateaus_and_decays():
     assert factor(499) == factor(500) == factor(549) == 1.0
     assert factor(550 + 15000) == pytest.approx(0.5)
     assert factor(10_000) < factor(5_000) < 1.0
+
+
+def test_activation_checkpointing_changes_memory_not_numbers():
+    torch.manual_seed(0)
+    module = CellTransformerModule(n_genes=30, n_cell_types=5, d_model=32, n_heads=4, n_encoder_layers=2,
+                                   n_decoder_layers=2, dim_feedforward=64)
+    batch = random_batch([5, 0, 9, 1])
+    gradients = []
+    for checkpointed in (False, True):
+        module.encoder.checkpoint_activations = module.decoder.checkpoint_activations = checkpointed
+        module.zero_grad()
+        module(batch)[2].loss.backward()
+        gradients.append({name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None})
+    assert gradients[0].keys() == gradients[1].keys()
+    for name in gradients[0]:
+        torch.testing.assert_close(gradients[0][name], gradients[1][name], rtol=0, atol=1e-6)

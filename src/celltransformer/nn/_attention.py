@@ -100,6 +100,10 @@ class _PaddedBlock:
         self.keys = torch.cat([rows, zero_column], dim=1)
         self.mask = torch.cat([valid, torch.ones_like(zero_column, dtype=torch.bool)], dim=1)[:, None, None, :]
 
+    def additive_mask(self, dtype: torch.dtype) -> torch.Tensor:
+        """The mask as ``0`` / ``-inf`` to add to attention scores (faster than a boolean mask on CPU)."""
+        return torch.zeros(self.mask.shape, dtype=dtype, device=self.mask.device).masked_fill(~self.mask, float("-inf"))
+
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """``(rows, d)`` to ``(rows, heads, d / heads)``."""
@@ -159,7 +163,7 @@ class PackedAttention:
                 q[block.queries].transpose(1, 2),
                 k[block.keys].transpose(1, 2),
                 v[block.keys].transpose(1, 2),
-                attn_mask=block.mask,
+                attn_mask=block.additive_mask(q.dtype),
                 dropout_p=_attention_dropout(attn),
             )
             outputs.append(out.transpose(1, 2)[block.valid])
