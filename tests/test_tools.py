@@ -94,3 +94,78 @@ def test_attention_mask_plot_draws_the_three_masks():
     images = [ax.images[0].get_array() for ax in fig.axes[:3]]
     assert [image.shape for image in images] == [(8, 8), (3, 8), (6, 6)]
     assert images[2].sum() == 6
+
+
+def _clustered(n_per_group=150, n_groups=4, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=10, size=(n_groups, dim))
+    truth = np.repeat(np.arange(n_groups), n_per_group)
+    adata = AnnData(obs=pd.DataFrame({"truth": pd.Categorical(truth.astype(str))}))
+    adata.obsm["X_celltransformer"] = (centers[truth] + rng.normal(size=(len(truth), dim))).astype(np.float32)
+    return adata, truth
+
+
+def test_nested_resolutions_put_every_fine_domain_in_one_coarse_domain():
+    adata, _ = _clustered(n_groups=6)
+    ct.tl.domains(adata, n_domains=[12, 6, 2], seed=0)
+    for k in (12, 6, 2):
+        assert adata.obs[f"domains_{k}"].nunique() == k
+    for fine, coarse in ((12, 6), (6, 2), (12, 2)):
+        parents = pd.crosstab(adata.obs[f"domains_{fine}"], adata.obs[f"domains_{coarse}"]).gt(0).sum(axis=1)
+        assert (parents == 1).all()
+    assert ct.tl.score_domains(adata, "domains_6", "truth")["ari"] == pytest.approx(1.0)
+    parents = adata.uns["domains"]["parents"]["12->6"]
+    np.testing.assert_array_equal(
+        parents[adata.obs["domains_12"].astype(int)], adata.obs["domains_6"].astype(int)
+    )
+
+
+def test_kmeans_matches_sklearn_quality_and_is_seeded():
+    from sklearn.cluster import KMeans
+
+    from celltransformer.tl._kmeans import minibatch_kmeans
+
+    adata, truth = _clustered(n_per_group=400, n_groups=8, dim=16, seed=3)
+    data = adata.obsm["X_celltransformer"]
+    ours = minibatch_kmeans(data, 8, seed=1, batch_size=256)
+    reference = KMeans(8, n_init=10, random_state=0).fit(data)
+    assert ours.inertia <= 1.01 * reference.inertia_
+    again = minibatch_kmeans(data, 8, seed=1, batch_size=256)
+    np.testing.assert_array_equal(ours.labels, again.labels)
+
+
+def test_leiden_finds_the_requested_number_of_domains():
+    adata, _ = _clustered(n_groups=5)
+    ct.tl.domains(adata, n_domains=5, method="leiden", key_added="leiden_domains")
+    assert adata.obs["leiden_domains"].nunique() == 5
+    assert ct.tl.score_domains(adata, "leiden_domains", "truth")["ari"] > 0.95
+    assert list(adata.obsp.keys()) == [] and "neighbors" not in adata.uns
+
+
+def test_stability_prefers_the_true_number_of_domains():
+    adata, _ = _clustered(n_per_group=100, n_groups=4, seed=5)
+    table = ct.tl.domain_stability(adata, n_domains=[2, 4, 7], n_repeats=3, seed=0)
+    assert list(table["n_domains"]) == [2, 4, 7]
+    assert table.set_index("n_domains").loc[4, "mean_ari"] == pytest.approx(1.0)
+    assert adata.uns["domain_stability"]["suggested_n_domains"] == 4
+    fig = ct.pl.domain_stability(adata)
+    assert len(fig.axes[0].lines) >= 2
+
+
+def test_composition_counts_fractions_and_markers():
+    rng = np.random.default_rng(0)
+    domains = np.repeat(["a", "b"], 100)
+    types = np.where(domains == "a", rng.choice(["x", "y"], 200, p=[0.9, 0.1]), "z")
+    counts = rng.poisson(1.0, size=(200, 6)).astype(np.float32)
+    counts[domains == "b", 2] += 20
+    adata = AnnData(X=counts, obs=pd.DataFrame({"domains": pd.Categorical(domains), "cell_type": pd.Categorical(types)}))
+    adata.var_names = [f"g{i}" for i in range(6)]
+    before = adata.X.copy()
+    result = ct.tl.domain_composition(adata, "domains", "cell_type")
+    assert result.counts.loc["b", "z"] == 100 and result.counts.loc["a", "z"] == 0
+    np.testing.assert_allclose(result.fractions.sum(axis=1), 1.0)
+    top_b = result.markers[result.markers["group"] == "b"].iloc[0]["names"]
+    assert top_b == "g2"
+    np.testing.assert_array_equal(adata.X, before)
+    fig = ct.pl.composition(adata)
+    assert fig.axes[0].images[0].get_array().shape == (2, 3)
