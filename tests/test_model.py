@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import scvi
+from scipy import sparse
 import torch
 from conftest import QUIET_TRAINING, TINY_MODEL, make_tissue
 
@@ -187,3 +188,28 @@ def test_cell_without_neighbors_still_gets_an_embedding(trained):
     adata.obsp["spatial_connectivities"] = graph.tocsr()
     latent = model.get_latent_representation(adata, indices=np.array([0, 1]))
     assert np.isfinite(latent).all()
+
+
+def test_batch_key_centres_each_batch_and_accepts_new_batches(tissue):
+    scvi.settings.seed = 0
+    tissue.obs["animal"] = np.where(tissue.obs["section"] == "section_0", "A", "B")
+    shifted = (tissue.obs["animal"].to_numpy() == "B").astype(float)
+    tissue.layers["counts"] = sparse.diags(1.0 + 2.0 * shifted) @ tissue.layers["counts"]
+    _setup(tissue, batch_key="animal")
+    model = ct.CellTransformer(tissue, **TINY_MODEL)
+    assert model.module.batch_projection is not None
+    batch = ct.data.pack_batch(tissue, np.arange(4))
+    means = batch["batch_log_means"].numpy()
+    counts = tissue.layers["counts"]
+    for code, animal in enumerate(["A", "B"]):
+        rows = np.flatnonzero(tissue.obs["animal"].to_numpy() == animal)
+        np.testing.assert_allclose(means[code], np.log1p(counts[rows].toarray()).mean(0), rtol=1e-5, atol=1e-6)
+    model.train(max_epochs=1, batch_size=32, plan_kwargs={"warmup_steps": 5}, **QUIET_TRAINING)
+    assert np.isfinite(model.get_latent_representation()).all()
+
+    new = make_tissue(n_cells=200, n_sections=1, seed=9)
+    new.obs["animal"] = "C"
+    assert np.isfinite(model.get_latent_representation(new)).all()
+    without_batches = make_tissue(n_cells=200, n_sections=1, seed=9)
+    with pytest.raises(KeyError, match="batch_key"):
+        model.get_latent_representation(without_batches)

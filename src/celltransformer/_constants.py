@@ -10,6 +10,7 @@ class _RegistryKeys(NamedTuple):
     CELL_TYPE_KEY: str = "labels"
     LIBRARY_KEY: str = "library"
     GRAPH_KEY: str = "spatial_graph"
+    BATCH_KEY: str = "batch"
 
 
 class _PackedKeys(NamedTuple):
@@ -22,6 +23,9 @@ class _PackedKeys(NamedTuple):
     REFERENCE_TYPES: str = "reference_types"
     REFERENCE_INDICES: str = "reference_indices"
     OFFSETS: str = "offsets"
+    NEIGHBOR_BATCHES: str = "neighbor_batches"
+    REFERENCE_BATCHES: str = "reference_batches"
+    BATCH_LOG_MEANS: str = "batch_log_means"
 
 
 REGISTRY_KEYS = _RegistryKeys()

@@ -1,7 +1,7 @@
 """Neighbourhoods, packed batches, attention masks and AnnData registration."""
 
 from ._expression import ExpressionMatrix
-from ._fields import CellTypeField, CountsField, SpatialGraphField
+from ._fields import BatchField, CellTypeField, CountsField, SpatialGraphField
 from ._graph import NeighborhoodGraph
 from ._loading import NeighborhoodDataModule, ReferenceBatchSampler, pack_batch
 from ._masks import AttentionMasks, attention_masks
@@ -9,6 +9,7 @@ from ._packing import BatchKey, NeighborhoodDataset, pack_neighborhoods
 
 __all__ = [
     "AttentionMasks",
+    "BatchField",
     "BatchKey",
     "CellTypeField",
     "CountsField",

@@ -9,8 +9,12 @@ from scvi.data.fields import BaseAnnDataField, CategoricalObsField, LayerField
 
 from ._validation import (
     validate_counts,
+    validate_in_memory,
+    validate_layer,
     validate_obs_column,
+    validate_same_genes,
     validate_sections,
+    validate_shape,
     validate_spatial_graph,
 )
 
@@ -83,7 +87,8 @@ class CountsField(LayerField):
     """The count matrix (``adata.X`` or a layer), validated as counts or as ``log1p`` counts.
 
     Unlike :class:`scvi.data.fields.LayerField`, it never rewrites the user's matrix (a CSC or
-    non-contiguous matrix stays as it is) and invalid values raise an error instead of a warning.
+    non-contiguous matrix stays as it is), invalid values raise an error instead of a warning,
+    and a model's setup transfers only to data with the model's genes in the model's order.
 
     Parameters
     ----------
@@ -100,11 +105,19 @@ class CountsField(LayerField):
         self.is_log1p = is_log1p
 
     def validate_field(self, adata: AnnData) -> None:
-        """Check that the matrix holds finite non-negative counts (integers unless ``log1p``)."""
+        """Check that the matrix exists, is in memory and holds counts (integers unless ``log1p``)."""
+        validate_shape(adata)
+        validate_layer(adata, self.attr_key)
         super().validate_field(adata)
         where = "adata.X" if self.attr_key is None else f"adata.layers[{self.attr_key!r}]"
-        validate_counts(self.get_field_data(adata), where, self.is_log1p)
+        matrix = self.get_field_data(adata)
+        validate_in_memory(matrix, where, adata.isbacked)
+        validate_counts(matrix, where, self.is_log1p)
 
+    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
+        """Register the target's matrix, which must have the genes of training in their order."""
+        validate_same_genes(adata_target.var_names, state_registry[self.COLUMN_NAMES_KEY])
+        return super().transfer_field(state_registry, adata_target, **kwargs)
 
 
 class CellTypeField(CategoricalObsField):
@@ -140,3 +153,61 @@ class CellTypeField(CategoricalObsField):
                     "the model to them with `CellTransformer.load_query_data(adata, model)`."
                 )
         return super().transfer_field(state_registry, adata_target, extend_categories=extend_categories, **kwargs)
+
+
+class BatchField(BaseAnnDataField):
+    """The column of ``adata.obs`` naming every cell's batch (for example the animal).
+
+    Batches are not mapped to fixed codes: data with batches unseen in training is accepted,
+    since the model conditions on each batch's mean expression, computed from the data itself.
+
+    Parameters
+    ----------
+    registry_key
+        Key to register the field under in the data registry.
+    batch_key
+        Column of ``adata.obs``; ``None`` leaves the field empty.
+    """
+
+    N_BATCHES_KEY = "n_batches"
+
+    def __init__(self, registry_key: str, batch_key: str | None):
+        super().__init__()
+        self._registry_key = registry_key
+        self._attr_key = batch_key
+
+    @property
+    def registry_key(self) -> str:
+        return self._registry_key
+
+    @property
+    def attr_name(self) -> str:
+        return "obs"
+
+    @property
+    def attr_key(self) -> str | None:
+        return self._attr_key
+
+    @property
+    def is_empty(self) -> bool:
+        return self._attr_key is None
+
+    def validate_field(self, adata: AnnData) -> None:
+        """Check that the column exists, has no missing values and looks categorical."""
+        validate_obs_column(adata, self.attr_key, "batch_key")
+
+    def register_field(self, adata: AnnData) -> dict:
+        """Record the number of batches."""
+        super().register_field(adata)
+        return {self.N_BATCHES_KEY: int(adata.obs[self.attr_key].nunique())}
+
+    def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:
+        """Register the target's own batches."""
+        super().transfer_field(state_registry, adata_target, **kwargs)
+        return self.register_field(adata_target)
+
+    def get_summary_stats(self, state_registry: dict) -> dict:
+        return {self.N_BATCHES_KEY: state_registry.get(self.N_BATCHES_KEY, 0)}
+
+    def view_state_registry(self, state_registry: dict) -> rich.table.Table | None:
+        return None

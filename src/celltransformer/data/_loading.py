@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from anndata import AnnData
 from lightning import LightningDataModule
@@ -29,7 +30,12 @@ def neighborhood_dataset(
     )
     cell_types = np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.CELL_TYPE_KEY)).ravel()
     graph = NeighborhoodGraph.from_adjacency(adata_manager.get_from_registry(REGISTRY_KEYS.GRAPH_KEY))
-    return NeighborhoodDataset(expression, cell_types, graph, max_neighbors, random_cap)
+    batches = batch_log_means = None
+    if REGISTRY_KEYS.BATCH_KEY in adata_manager.data_registry:
+        codes = pd.Categorical(np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel())
+        batches = codes.codes.astype(np.int64)
+        batch_log_means = expression.mean_log1p_by_group(batches, len(codes.categories))
+    return NeighborhoodDataset(expression, cell_types, graph, max_neighbors, random_cap, batches, batch_log_means)
 
 
 class ReferenceBatchSampler(Sampler):

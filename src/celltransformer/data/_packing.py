@@ -40,6 +40,10 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
     random_cap
         If ``True`` (training), neighbourhoods over the cap are subsampled at random, from the
         batch's seed. If ``False`` (inference), the same neighbours are picked every time.
+    batches
+        Integer batch code of every cell (e.g. the animal), or ``None`` without batches.
+    batch_log_means
+        Mean ``log1p(counts)`` of every gene in every batch, ``(n_batches, n_genes)``.
     """
 
     def __init__(
@@ -49,19 +53,23 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
         graph: NeighborhoodGraph,
         max_neighbors: int | None = None,
         random_cap: bool = False,
+        batches: np.ndarray | None = None,
+        batch_log_means: np.ndarray | None = None,
     ):
         self.expression = expression
         self.cell_types = np.asarray(cell_types, dtype=np.int64)
         self.graph = graph
         self.max_neighbors = max_neighbors
         self.random_cap = random_cap
+        self.batches = None if batches is None else torch.as_tensor(np.asarray(batches, dtype=np.int64))
+        self.batch_log_means = None if batch_log_means is None else torch.as_tensor(batch_log_means)
 
     def __len__(self) -> int:
         return self.graph.n_obs
 
     def __getitem__(self, key: BatchKey) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(key.seed) if self.random_cap else None
-        return pack_neighborhoods(
+        packed = pack_neighborhoods(
             self.expression,
             self.cell_types,
             self.graph,
@@ -69,6 +77,11 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
             max_neighbors=self.max_neighbors,
             rng=rng,
         )
+        if self.batches is not None:
+            packed[PACKED_KEYS.NEIGHBOR_BATCHES] = self.batches[packed[PACKED_KEYS.NEIGHBOR_INDICES]]
+            packed[PACKED_KEYS.REFERENCE_BATCHES] = self.batches[packed[PACKED_KEYS.REFERENCE_INDICES]]
+            packed[PACKED_KEYS.BATCH_LOG_MEANS] = self.batch_log_means
+        return packed
 
 
 def pack_neighborhoods(

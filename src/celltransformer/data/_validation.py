@@ -19,8 +19,21 @@ _GRAPH_HINT = (
 )
 
 
+def validate_not_view(adata: AnnData) -> None:
+    """Check that ``adata`` is not a view, which cannot take the keys that setup writes."""
+    if adata.is_view:
+        raise ValueError(
+            "adata is a view of another AnnData (the result of subsetting, e.g. `adata[mask]`), and "
+            "setup_anndata writes its bookkeeping keys into adata, which a view cannot hold. Make "
+            "the subset an AnnData of its own first: `adata = adata[mask].copy()`."
+        )
+
+
 def validate_spatial_graph(adata: AnnData, spatial_key: str) -> None:
-    """Check that ``adata.obsp[spatial_key]`` is a sparse, square graph with one row per cell."""
+    """Check that ``adata.obsp[spatial_key]`` exists and is sparse.
+
+    anndata itself refuses a graph whose shape is not ``(n_obs, n_obs)``, naming both shapes.
+    """
     if spatial_key not in adata.obsp:
         present = list(adata.obsp.keys())
         raise KeyError(
@@ -33,16 +46,6 @@ def validate_spatial_graph(adata: AnnData, spatial_key: str) -> None:
             f"adata.obsp[{spatial_key!r}] is a dense {type(graph).__name__}; the spatial graph must "
             "be a scipy sparse matrix. Convert it with "
             f"`adata.obsp[{spatial_key!r}] = scipy.sparse.csr_matrix(adata.obsp[{spatial_key!r}])`."
-        )
-    if graph.shape[0] != graph.shape[1]:
-        raise ValueError(
-            f"adata.obsp[{spatial_key!r}] has shape {graph.shape}; a spatial graph must be square "
-            f"(one row and one column per cell). {_GRAPH_HINT}"
-        )
-    if graph.shape[0] != adata.n_obs:
-        raise ValueError(
-            f"adata.obsp[{spatial_key!r}] has {graph.shape[0]} rows but adata has {adata.n_obs} cells; "
-            f"the graph was built for other cells. {_GRAPH_HINT}"
         )
 
 
@@ -79,6 +82,70 @@ def validate_obs_column(adata: AnnData, key: str, argument: str) -> None:
                 f"looks like the wrong column for {argument}. Pick a column of labels, or convert "
                 f"it on purpose with `adata.obs[{key!r}] = adata.obs[{key!r}].astype('category')`."
             )
+
+
+def validate_shape(adata: AnnData) -> None:
+    """Check that ``adata`` has at least one cell and one gene."""
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ValueError(
+            f"adata has {adata.n_obs} cells and {adata.n_vars} genes; CellTransformer needs at least "
+            "one of each. Check the filtering or subsetting that produced it."
+        )
+
+
+def validate_layer(adata: AnnData, layer: str | None) -> None:
+    """Check that the matrix to register, ``adata.layers[layer]`` or ``adata.X``, exists."""
+    if layer is None and adata.X is None:
+        raise ValueError(
+            f"adata.X is empty. Register the layer that holds the raw counts with `layer=...` "
+            f"(adata.layers holds {list(adata.layers.keys())})."
+        )
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(
+            f"layer={layer!r} is not a layer of adata (adata.layers holds {list(adata.layers.keys())}). "
+            "Pass the layer that holds the raw counts, or `layer=None` for adata.X."
+        )
+
+
+def validate_in_memory(matrix, where: str, is_backed: bool) -> None:
+    """Check that the count matrix is a numpy array or scipy sparse matrix held in memory."""
+    if isinstance(matrix, np.ndarray) or sparse.issparse(matrix):
+        return
+    backed = " because adata is backed on disk" if is_backed else ""
+    raise TypeError(
+        f"{where} is a {type(matrix).__name__}{backed}; CellTransformer reads counts from a numpy "
+        "array or scipy sparse matrix in memory. Load the AnnData into memory with "
+        "`adata = adata.to_memory()` (or open it without `backed=`)."
+    )
+
+
+def _first_names(names: pd.Index, n_shown: int = 5) -> str:
+    return str(list(names[:n_shown])) + ("..." if len(names) > n_shown else "")
+
+
+def validate_same_genes(genes: pd.Index, model_genes: np.ndarray) -> None:
+    """Check that ``genes`` are the genes a model was trained on, in the training order."""
+    if np.array_equal(np.asarray(genes), np.asarray(model_genes)):
+        return
+    model_genes = pd.Index(model_genes)
+    missing, extra = model_genes.difference(genes), pd.Index(genes).difference(model_genes)
+    select = "Select and order them as in training: `adata = adata[:, model_genes].copy()`."
+    if len(missing):
+        problem = f"lacks {len(missing)} of them ({_first_names(missing)})"
+        remedy = "The model needs every gene it was trained on; train a model on the genes of this data instead."
+    elif len(extra):
+        problem = f"has {len(extra)} genes the model was not trained on ({_first_names(extra)})"
+        remedy = select
+    else:
+        problem = "has them in another order"
+        remedy = select
+    raise ValueError(
+        f"adata's genes differ from the {len(model_genes)} genes the model was trained on: adata "
+        f"{problem}. {remedy} The model's genes are "
+        "`model_genes = model.registry['field_registries']['X']['state_registry']['column_names']` "
+        "(for a saved model, `model = CellTransformer.load(path, adata=False)`). Cell types the "
+        "model has not seen are another matter: `CellTransformer.load_query_data(adata, model)`."
+    )
 
 
 def _stored_values(matrix) -> np.ndarray:

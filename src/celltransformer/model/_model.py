@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -12,11 +13,13 @@ from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
 from celltransformer._constants import PACKED_KEYS, REGISTRY_KEYS
-from celltransformer.data import CellTypeField, CountsField, SpatialGraphField
+from celltransformer.data import BatchField, CellTypeField, CountsField, SpatialGraphField
 from celltransformer.data._loading import NeighborhoodDataModule, neighborhood_dataset, neighborhood_loader
+from celltransformer.data._validation import validate_not_view
 from celltransformer.nn import CellTransformerModule
 from celltransformer.nn._module import AttentionKind, per_cell_pearson
 
+from ._published import load_published_checkpoint
 from ._training_plan import CellTransformerTrainingPlan
 
 DEFAULT_INFERENCE_BATCH_SIZE = 128
@@ -59,6 +62,9 @@ class CellTransformer(BaseModelClass):
         ``"fast"`` (default) computes attention per neighbourhood without building the quadratic
         masks; ``"dense"`` selects the reference path under the dense masks. Both give the same
         numbers; switch an existing model with ``model.module.attention = "dense"``.
+    checkpoint_activations
+        Recompute activations during the backward pass instead of storing them: much less
+        training memory (for large ``max_neighbors`` or batches), about a third more compute.
 
     Examples
     --------
@@ -87,6 +93,7 @@ class CellTransformer(BaseModelClass):
         dropout: float = 0.0,
         max_neighbors: int = 250,
         attention: AttentionKind = "fast",
+        checkpoint_activations: bool = False,
     ):
         super().__init__(adata, registry)
         if max_neighbors < 1:
@@ -102,6 +109,8 @@ class CellTransformer(BaseModelClass):
             dim_feedforward=dim_feedforward,
             dropout=dropout,
             attention=attention,
+            checkpoint_activations=checkpoint_activations,
+            batch_conditioned=self.registry["setup_args"].get("batch_key") is not None,
         )
         self._model_summary_string = (
             f"CellTransformer: d_model={d_model}, heads={n_heads}, "
@@ -120,6 +129,7 @@ class CellTransformer(BaseModelClass):
         spatial_key: str = "spatial_connectivities",
         library_key: str | None = None,
         expression_is_log1p: bool = False,
+        batch_key: str | None = None,
         **kwargs,
     ) -> None:
         """Register an AnnData with a spatial graph for CellTransformer.
@@ -148,12 +158,24 @@ class CellTransformer(BaseModelClass):
         expression_is_log1p
             Set to ``True`` if the matrix holds ``log1p(counts)`` (as many public files do); counts
             are then recovered as ``expm1``. Otherwise the matrix must hold non-negative integers.
+        batch_key
+            Column of ``adata.obs`` with batches whose expression differs for technical reasons
+            (animals, runs, platforms), so that embeddings do not split by batch: each neighbour's
+            ``log1p`` expression is centred on its batch's mean before the encoder sees it, and
+            the output head is told the reference cell's batch mean. The means are computed from
+            the data at hand, so new batches need no retraining. Centring also removes real
+            differences between batches that cover different tissue; use it for batches that
+            sample comparable tissue.
         """
+        validate_not_view(adata)
         setup_method_args = cls._get_setup_method_args(**locals())
+        # The cell-type field is the only one that writes to adata, so it goes last: a refused
+        # input leaves adata as it was.
         anndata_fields = [
             CountsField(REGISTRY_KEYS.X_KEY, layer, is_log1p=expression_is_log1p),
-            CellTypeField(REGISTRY_KEYS.CELL_TYPE_KEY, cell_type_key),
             SpatialGraphField(REGISTRY_KEYS.GRAPH_KEY, spatial_key, library_key),
+            BatchField(REGISTRY_KEYS.BATCH_KEY, batch_key),
+            CellTypeField(REGISTRY_KEYS.CELL_TYPE_KEY, cell_type_key),
         ]
         adata_manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(adata, **kwargs)
@@ -205,6 +227,58 @@ class CellTransformer(BaseModelClass):
         model.module.load_reference_state(reference_model.module.state_dict(), freeze=not unfrozen)
         return model
 
+    @classmethod
+    def from_published_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        adata: AnnData,
+        cell_type_order: Sequence | None = None,
+        n_heads: int = 8,
+        attention: AttentionKind = "fast",
+        max_neighbors: int = 250,
+    ) -> CellTransformer:
+        """Load a model trained with the published CellTransformer code.
+
+        The checkpoint is a file saved by PyTorch Lightning whose ``state_dict`` holds the
+        network under the prefix ``model.``. Its width, depth, feed-forward width and number of
+        genes are read from the weights; the unused ``pooling_token`` is ignored. The returned
+        model is marked as trained: embed right away, or fine-tune it with :meth:`train`. See
+        :doc:`/published_checkpoints`.
+
+        Parameters
+        ----------
+        path
+            The checkpoint file. It is read on the CPU with ``weights_only=True`` when it holds
+            nothing but tensors, and otherwise (with a warning) by the full unpickler.
+        adata
+            AnnData registered with :meth:`setup_anndata`, with a ``cell_type_key``. Its genes
+            must be the training panel, in the training order.
+        cell_type_order
+            The training's cell-type names in the order of their codes, i.e. sorted alphabetically
+            as the published code coded them. Every cell type of ``adata`` must be among them; the
+            list may be shorter than the checkpoint's embedding tables. ``None`` assumes that
+            training used exactly the cell types of ``adata``, and warns.
+        n_heads
+            Attention heads of the checkpoint, which its weights do not reveal.
+        attention, max_neighbors
+            As in :class:`CellTransformer`.
+
+        Returns
+        -------
+        A trained model on ``adata``.
+
+        Examples
+        --------
+        >>> ct.CellTransformer.setup_anndata(adata, cell_type_key="subclass", library_key="section")
+        >>> subclasses = sorted(training_adata.obs["subclass"].unique())
+        >>> model = ct.CellTransformer.from_published_checkpoint("last.ckpt", adata,
+        ...                                                       cell_type_order=subclasses)
+        >>> model.embed(adata)
+        """
+        return load_published_checkpoint(
+            cls, path, adata, cell_type_order, n_heads=n_heads, attention=attention, max_neighbors=max_neighbors
+        )
+
     def train(
         self,
         max_epochs: int | None = None,
@@ -251,9 +325,33 @@ class CellTransformer(BaseModelClass):
             Further keyword arguments of :class:`~celltransformer.data.NeighborhoodDataModule`.
         **trainer_kwargs
             Keyword arguments of :class:`scvi.train.Trainer` and Lightning's ``Trainer``.
+
+        Notes
+        -----
+        To resume an interrupted training, save Lightning checkpoints and pass the last one back
+        as ``ckpt_path`` to a model built the same way, with :attr:`scvi.settings.seed` set to the
+        same value both times (it fixes the split, the batches and the dropout masks)::
+
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            model.train(max_epochs=50, enable_checkpointing=True,
+                        callbacks=[ModelCheckpoint(dirpath="checkpoints", save_last=True)])
+            # after the interruption
+            model = ct.CellTransformer(adata, **same_arguments)
+            model.train(max_epochs=50, ckpt_path="checkpoints/last.ckpt")
+
+        The resumed training ends in the state an uninterrupted one reaches. With
+        ``enable_checkpointing=True`` scvi-tools also saves its best model under
+        :attr:`scvi.settings.logging_dir`.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if max_epochs is not None and max_epochs < 1:
+            raise ValueError(f"max_epochs must be at least 1 (or None to pick it), got {max_epochs}.")
+        if num_workers < 0:
+            raise ValueError(
+                f"num_workers must be at least 0 (0 packs batches in the main process), got {num_workers}."
+            )
         datamodule = self._data_splitter_cls(
             self.adata_manager,
             train_size=train_size,
@@ -267,6 +365,10 @@ class CellTransformer(BaseModelClass):
         if max_epochs is None:
             steps_per_epoch = max(1, datamodule.n_train // batch_size)
             max_epochs = int(np.clip(DEFAULT_TRAINING_STEPS // steps_per_epoch, 1, MAX_DEFAULT_EPOCHS))
+        if self.is_trained_ and self.history_ is None:
+            # Trained elsewhere (a published checkpoint): scvi-tools only starts a history for
+            # models it considers untrained, so let this training start it.
+            self.is_trained_ = False
         training_plan = self._training_plan_cls(self.module, **(plan_kwargs or {}))
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         trainer_kwargs.setdefault("early_stopping_monitor", "nll_validation")
@@ -294,9 +396,20 @@ class CellTransformer(BaseModelClass):
 
         Callers run under :func:`torch.inference_mode`.
         """
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if max_neighbors is not None and max_neighbors < 1:
+            raise ValueError(
+                f"max_neighbors must be at least 1 (or None for every neighbour), got {max_neighbors}."
+            )
         adata = self._validate_anndata(adata)
         adata_manager = self.get_anndata_manager(adata, required=True)
         indices = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+        if len(indices) and not (0 <= indices.min() and indices.max() < adata.n_obs):
+            raise IndexError(
+                f"indices must be positions of cells, from 0 to {adata.n_obs - 1}; "
+                f"got values from {indices.min()} to {indices.max()}."
+            )
         dataset = neighborhood_dataset(adata_manager, max_neighbors, random_cap=False)
         loader = neighborhood_loader(dataset, indices, batch_size or DEFAULT_INFERENCE_BATCH_SIZE)
         self.module.eval()
@@ -382,8 +495,8 @@ class CellTransformer(BaseModelClass):
         """
         self._check_if_trained(warn=True)
         predictions = []
-        for _, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors):
-            px = self.module.generative(outputs["decoded"])["px"]
+        for tensors, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors):
+            px = self.module.generative(**self.module._get_generative_input(tensors, outputs))["px"]
             predictions.append(px.mean.cpu().numpy())
         return np.concatenate(predictions)
 
@@ -410,7 +523,7 @@ class CellTransformer(BaseModelClass):
         """
         nll_sum, pearson_sum, n_cells, n_correlated = 0.0, 0.0, 0, 0
         for tensors, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors):
-            generative_outputs = self.module.generative(outputs["decoded"])
+            generative_outputs = self.module.generative(**self.module._get_generative_input(tensors, outputs))
             counts = tensors[PACKED_KEYS.REFERENCE_COUNTS].to(self.module.device)
             loss_output = self.module.loss({PACKED_KEYS.REFERENCE_COUNTS: counts}, outputs, generative_outputs)
             nll_sum += loss_output.loss.item() * len(counts)

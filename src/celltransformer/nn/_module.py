@@ -61,6 +61,11 @@ class CellTransformerModule(BaseModuleClass):
         Recompute the transformer layers' activations in the backward pass instead of storing
         them: much less training memory for large neighbourhoods or batches, about a third more
         compute. Results are unchanged.
+    batch_conditioned
+        Condition on batches (e.g. animals): every neighbour's ``log1p`` expression is centred
+        on its batch's mean before the projection, so batch-wide shifts never reach the
+        embedding, and the output head adds a projection of the reference cell's batch mean, so
+        the likelihood still accounts for them. Batches then must come with every packed batch.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class CellTransformerModule(BaseModuleClass):
         dropout: float = 0.0,
         attention: AttentionKind = "fast",
         checkpoint_activations: bool = False,
+        batch_conditioned: bool = False,
     ):
         super().__init__()
         if attention not in ("fast", "dense"):
@@ -107,6 +113,7 @@ class CellTransformerModule(BaseModuleClass):
             n_decoder_layers, d_model, n_heads, dim_feedforward, dropout, checkpoint_activations
         )
         self.zinb_proj = ZINBHead(d_model, n_genes)
+        self.batch_projection = nn.Linear(n_genes, d_model) if batch_conditioned else None
 
     def load_reference_state(self, reference_state: dict[str, torch.Tensor], freeze: bool = True) -> None:
         """Start from a trained module whose cell-type tables may hold fewer types.
@@ -153,7 +160,19 @@ class CellTransformerModule(BaseModuleClass):
             "neighbor_types": tensors[PACKED_KEYS.NEIGHBOR_TYPES],
             "offsets": tensors[PACKED_KEYS.OFFSETS],
             "reference_types": tensors[PACKED_KEYS.REFERENCE_TYPES],
+            "neighbor_batch_means": self._batch_means(tensors, PACKED_KEYS.NEIGHBOR_BATCHES),
         }
+
+    def _batch_means(self, tensors: dict[str, torch.Tensor], batches_key: str) -> torch.Tensor | None:
+        """Each cell's batch mean of ``log1p`` expression, for a batch-conditioned module."""
+        if self.batch_projection is None:
+            return None
+        if PACKED_KEYS.BATCH_LOG_MEANS not in tensors:
+            raise ValueError(
+                "This model was set up with a batch_key, but the data came without batches; set the "
+                "data up with the same batch_key (`CellTransformer.setup_anndata(adata, batch_key=...)`)."
+            )
+        return tensors[PACKED_KEYS.BATCH_LOG_MEANS][tensors[batches_key]]
 
     @auto_move_data
     def inference(
@@ -162,6 +181,7 @@ class CellTransformerModule(BaseModuleClass):
         neighbor_types: torch.Tensor,
         offsets: torch.Tensor,
         reference_types: torch.Tensor,
+        neighbor_batch_means: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Encode, pool and decode a packed batch.
 
@@ -172,9 +192,11 @@ class CellTransformerModule(BaseModuleClass):
         """
         n_neighborhoods = len(offsets) - 1
         backend = self.attention_backend(offsets)
+        expression = torch.log1p(neighbor_counts)
+        if neighbor_batch_means is not None:
+            expression = expression - neighbor_batch_means
         tokens = torch.cat(
-            [self.encoder_cell_embed(neighbor_types), self.expression_projection(torch.log1p(neighbor_counts))],
-            dim=1,
+            [self.encoder_cell_embed(neighbor_types), self.expression_projection(expression)], dim=1
         )
         tokens = torch.cat([tokens, self.cls_token.expand(n_neighborhoods, -1)], dim=0)
         tokens = self.encoder(self.proj_norm(tokens), backend.encoder_self_attention)
@@ -189,13 +211,21 @@ class CellTransformerModule(BaseModuleClass):
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        return {"decoded": inference_outputs["decoded"]}
+        return {
+            "decoded": inference_outputs["decoded"],
+            "reference_batch_means": self._batch_means(tensors, PACKED_KEYS.REFERENCE_BATCHES),
+        }
 
     @auto_move_data
-    def generative(self, decoded: torch.Tensor) -> dict[str, ZeroInflatedNegativeBinomial]:
+    def generative(
+        self, decoded: torch.Tensor, reference_batch_means: torch.Tensor | None = None
+    ) -> dict[str, ZeroInflatedNegativeBinomial]:
         """ZINB distribution of each reference cell's counts, computed in ``float32``."""
         with torch.autocast(device_type=decoded.device.type, enabled=False):
-            parameters = self.zinb_proj(decoded.float())
+            decoded = decoded.float()
+            if reference_batch_means is not None:
+                decoded = decoded + self.batch_projection(reference_batch_means)
+            parameters = self.zinb_proj(decoded)
         return {"px": ZeroInflatedNegativeBinomial(**parameters)}
 
     def loss(
