@@ -97,16 +97,28 @@ def test_a_view_gets_the_embeddings_of_its_copy(trained):
     assert changed_slots(before, parent) == set()
 
 
-def test_backed_anndata_embeds_like_in_memory_or_asks_to_load_it(trained, tmp_path):
+@pytest.mark.parametrize("layout", ["csr", "dense"])
+def test_backed_anndata_trains_and_embeds_like_in_memory(small_tissue, tmp_path, layout):
+    if layout == "dense":
+        small_tissue.X = small_tissue.X.toarray()
     path = tmp_path / "tissue.h5ad"
-    trained.adata.write_h5ad(path)
-    backed = anndata.read_h5ad(path, backed="r")
-    try:
-        latent = trained.get_latent_representation(backed)
-    except TypeError as error:
-        assert "adata.to_memory()" in str(error)
-    else:
-        np.testing.assert_array_equal(latent, trained.get_latent_representation())
+    small_tissue.write_h5ad(path)
+    backed = setup(anndata.read_h5ad(path, backed="r"))
+    in_memory = setup(small_tissue)
+    models = [trained_model(adata) for adata in (backed, in_memory)]
+    for name, value in models[0].module.state_dict().items():
+        torch.testing.assert_close(value, models[1].module.state_dict()[name], rtol=0, atol=0)
+    np.testing.assert_array_equal(
+        models[0].get_latent_representation(), models[1].get_latent_representation(in_memory)
+    )
+
+
+def test_backed_csc_counts_ask_for_csr(small_tissue, tmp_path):
+    small_tissue.X = small_tissue.X.tocsc()
+    path = tmp_path / "tissue.h5ad"
+    small_tissue.write_h5ad(path)
+    with pytest.raises(TypeError, match="CSC matrix on disk.*csr_matrix"):
+        setup(anndata.read_h5ad(path, backed="r"))
 
 
 def test_a_non_finite_loss_stops_training_and_names_the_likely_causes(small_tissue):

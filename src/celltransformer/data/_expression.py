@@ -1,9 +1,25 @@
-"""Row access to the registered count matrix."""
+"""Row access to the registered count matrix, in memory or on disk."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy import sparse
+
+VALUES_PER_BLOCK = 10_000_000
+
+
+def is_on_disk(matrix) -> bool:
+    """Whether ``matrix`` is read from disk on access (a backed AnnData's ``X``)."""
+    return not (isinstance(matrix, np.ndarray) or sparse.issparse(matrix))
+
+
+def row_blocks(matrix, values_per_block: int = VALUES_PER_BLOCK) -> Iterator[np.ndarray | sparse.spmatrix]:
+    """Consecutive blocks of rows of ``matrix`` as in-memory arrays or sparse matrices."""
+    rows_per_block = max(1, values_per_block // max(1, matrix.shape[1]))
+    for start in range(0, matrix.shape[0], rows_per_block):
+        yield matrix[start : start + rows_per_block]
 
 
 class ExpressionMatrix:
@@ -12,16 +28,24 @@ class ExpressionMatrix:
     Parameters
     ----------
     matrix
-        Dense array or sparse matrix, cells x genes. A CSC matrix is converted to CSR once, since
+        Cells x genes: a dense array, a sparse matrix, or the on-disk ``X`` of a backed AnnData
+        (a CSR dataset or an HDF5 array). A CSC matrix in memory is converted to CSR once, since
         gathering rows of CSC is slow (the user's matrix is not changed).
     is_log1p
         Whether ``matrix`` holds ``log1p(counts)``; the counts are then recovered as ``expm1``.
+
+    Notes
+    -----
+    On disk, a batch's rows are read in one request, sorted and without repeats (as HDF5 reads
+    them fastest), then put back in the batch's order: a batch costs one read of its distinct
+    cells. Neighbours of a batch lie close together in the file when cells are stored in spatial
+    order (for example sorted by section, then by position), which keeps those reads short.
     """
 
     def __init__(self, matrix, is_log1p: bool = False):
         if sparse.issparse(matrix):
             matrix = sparse.csr_matrix(matrix)
-        else:
+        elif not is_on_disk(matrix):
             matrix = np.asarray(matrix)
         self.matrix = matrix
         self.is_log1p = is_log1p
@@ -31,21 +55,22 @@ class ExpressionMatrix:
         """Number of genes (columns)."""
         return self.matrix.shape[1]
 
-    def mean_log1p_by_group(self, groups: np.ndarray, n_groups: int, chunk_size: int = 100_000) -> np.ndarray:
+    def mean_log1p_by_group(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
         """Mean ``log1p(counts)`` of every gene within each group of cells, ``(n_groups, n_genes)``.
 
-        Computed chunk by chunk of cells, so no second copy of the matrix is made.
+        Computed block by block of cells, so no second copy of the matrix is made.
         """
         sums = np.zeros((n_groups, self.n_genes))
-        for start in range(0, len(groups), chunk_size):
-            block = self.matrix[start : start + chunk_size]
+        start = 0
+        for block in row_blocks(self.matrix):
+            chunk_groups = groups[start : start + block.shape[0]]
+            start += block.shape[0]
             if sparse.issparse(block):
                 block = sparse.csr_matrix(block, dtype=np.float64, copy=True)
                 block.data = block.data if self.is_log1p else np.log1p(block.data)
             else:
                 block = np.asarray(block, dtype=np.float64)
                 block = block if self.is_log1p else np.log1p(block)
-            chunk_groups = groups[start : start + chunk_size]
             indicator = sparse.csr_matrix(
                 (np.ones(len(chunk_groups)), (chunk_groups, np.arange(len(chunk_groups)))),
                 shape=(n_groups, len(chunk_groups)),
@@ -57,7 +82,12 @@ class ExpressionMatrix:
 
     def gather(self, rows: np.ndarray) -> np.ndarray:
         """Counts of the given rows, shape ``(len(rows), n_genes)``, as ``float32``."""
-        block = self.matrix[rows]
+        if is_on_disk(self.matrix):
+            distinct, positions = np.unique(rows, return_inverse=True)
+            block = self.matrix[distinct]
+            block = (block.toarray() if sparse.issparse(block) else np.asarray(block))[positions]
+        else:
+            block = self.matrix[rows]
         block = block.toarray() if sparse.issparse(block) else block
         block = block.astype(np.float32, copy=False)
         return np.expm1(block) if self.is_log1p else block

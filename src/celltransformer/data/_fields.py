@@ -9,9 +9,9 @@ from scvi.data.fields import BaseAnnDataField, CategoricalObsField, LayerField
 
 from ._validation import (
     validate_counts,
-    validate_in_memory,
     validate_layer,
     validate_obs_column,
+    validate_row_access,
     validate_same_genes,
     validate_sections,
     validate_shape,
@@ -105,13 +105,13 @@ class CountsField(LayerField):
         self.is_log1p = is_log1p
 
     def validate_field(self, adata: AnnData) -> None:
-        """Check that the matrix exists, is in memory and holds counts (integers unless ``log1p``)."""
+        """Check that the matrix exists, can be read by rows and holds counts (integers unless ``log1p``)."""
         validate_shape(adata)
         validate_layer(adata, self.attr_key)
         super().validate_field(adata)
         where = "adata.X" if self.attr_key is None else f"adata.layers[{self.attr_key!r}]"
         matrix = self.get_field_data(adata)
-        validate_in_memory(matrix, where, adata.isbacked)
+        validate_row_access(matrix, where)
         validate_counts(matrix, where, self.is_log1p)
 
     def transfer_field(self, state_registry: dict, adata_target: AnnData, **kwargs) -> dict:

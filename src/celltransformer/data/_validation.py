@@ -9,7 +9,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-_CHUNK_VALUES = 10_000_000
+from ._expression import is_on_disk, row_blocks
+
 MAX_UNIQUE_NON_CATEGORICAL = 1_000
 
 _GRAPH_HINT = (
@@ -107,16 +108,14 @@ def validate_layer(adata: AnnData, layer: str | None) -> None:
         )
 
 
-def validate_in_memory(matrix, where: str, is_backed: bool) -> None:
-    """Check that the count matrix is a numpy array or scipy sparse matrix held in memory."""
-    if isinstance(matrix, np.ndarray) or sparse.issparse(matrix):
-        return
-    backed = " because adata is backed on disk" if is_backed else ""
-    raise TypeError(
-        f"{where} is a {type(matrix).__name__}{backed}; CellTransformer reads counts from a numpy "
-        "array or scipy sparse matrix in memory. Load the AnnData into memory with "
-        "`adata = adata.to_memory()` (or open it without `backed=`)."
-    )
+def validate_row_access(matrix, where: str) -> None:
+    """Check that rows of an on-disk count matrix can be read efficiently (CSR or dense)."""
+    if is_on_disk(matrix) and getattr(matrix, "format", None) == "csc":
+        raise TypeError(
+            f"{where} is a CSC matrix on disk (backed AnnData); reading a batch of cells would read "
+            "most of the file. Rewrite it as CSR once: `adata = adata.to_memory(); adata.X = "
+            "scipy.sparse.csr_matrix(adata.X); adata.write_h5ad(path)`, then open it backed again."
+        )
 
 
 def _first_names(names: pd.Index, n_shown: int = 5) -> str:
@@ -148,42 +147,41 @@ def validate_same_genes(genes: pd.Index, model_genes: np.ndarray) -> None:
     )
 
 
-def _stored_values(matrix) -> np.ndarray:
-    """The values a matrix actually stores (the non-zeros of a sparse matrix)."""
-    return matrix.data if sparse.issparse(matrix) else np.asarray(matrix).ravel()
+def _check_values(values: np.ndarray, where: str, is_log1p: bool) -> None:
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"{where} contains NaN or infinite values. Counts must be finite; fix or remove the "
+            "affected cells before setup."
+        )
+    if (values < 0).any():
+        raise ValueError(
+            f"{where} contains negative values, so it does not hold counts (scaled or centred "
+            "data?). Register the raw counts, e.g. `layer='counts'`."
+        )
+    if not is_log1p and (np.mod(values, 1) != 0).any():
+        raise ValueError(
+            f"{where} contains non-integer values, so it does not hold raw counts. Register the "
+            "raw counts with `layer=...`, or, if it holds log1p(counts), say so with "
+            "`expression_is_log1p=True` (counts are then recovered as expm1)."
+        )
 
 
 def validate_counts(matrix, where: str, is_log1p: bool) -> None:
     """Check that ``matrix`` holds finite, non-negative counts (integers unless ``is_log1p``).
 
-    Cells or genes without any count only raise a warning: such a cell still gets an embedding
-    and such a gene is predicted to be zero.
+    The matrix is read block by block of cells, so an on-disk matrix is checked in one pass
+    without loading it. Cells or genes without any count only raise a warning: such a cell still
+    gets an embedding and such a gene is predicted to be zero.
     """
-    values = _stored_values(matrix)
-    for start in range(0, len(values), _CHUNK_VALUES):
-        chunk = values[start : start + _CHUNK_VALUES]
-        if not np.isfinite(chunk).all():
-            raise ValueError(
-                f"{where} contains NaN or infinite values. Counts must be finite; fix or remove the "
-                "affected cells before setup."
-            )
-        if (chunk < 0).any():
-            raise ValueError(
-                f"{where} contains negative values, so it does not hold counts (scaled or centred "
-                "data?). Register the raw counts, e.g. `layer='counts'`."
-            )
-        if not is_log1p and (np.mod(chunk, 1) != 0).any():
-            raise ValueError(
-                f"{where} contains non-integer values, so it does not hold raw counts. Register the "
-                "raw counts with `layer=...`, or, if it holds log1p(counts), say so with "
-                "`expression_is_log1p=True` (counts are then recovered as expm1)."
-            )
-    _warn_empty(matrix, where)
+    cell_totals, gene_totals = [], np.zeros(matrix.shape[1])
+    for block in row_blocks(matrix):
+        _check_values(block.data if sparse.issparse(block) else np.asarray(block).ravel(), where, is_log1p)
+        cell_totals.append(np.asarray(block.sum(axis=1)).ravel())
+        gene_totals += np.asarray(block.sum(axis=0)).ravel()
+    _warn_empty(np.concatenate(cell_totals) if cell_totals else np.zeros(0), gene_totals, where)
 
 
-def _warn_empty(matrix, where: str) -> None:
-    cell_totals = np.asarray(matrix.sum(axis=1)).ravel()
-    gene_totals = np.asarray(matrix.sum(axis=0)).ravel()
+def _warn_empty(cell_totals: np.ndarray, gene_totals: np.ndarray, where: str) -> None:
     n_empty_cells = int(np.count_nonzero(cell_totals == 0))
     n_empty_genes = int(np.count_nonzero(gene_totals == 0))
     if n_empty_cells:

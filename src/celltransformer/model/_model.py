@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from celltransformer.nn._module import AttentionKind, per_cell_pearson
 from ._published import load_published_checkpoint
 from ._training_plan import CellTransformerTrainingPlan
 
+Representation = Literal["embedding", "pooled"]
 DEFAULT_INFERENCE_BATCH_SIZE = 128
 DEFAULT_TRAINING_STEPS = 10_000
 MAX_DEFAULT_EPOCHS = 100
@@ -424,6 +426,7 @@ class CellTransformer(BaseModelClass):
         indices: np.ndarray | None = None,
         batch_size: int | None = None,
         max_neighbors: int | None = None,
+        representation: Representation = "embedding",
     ) -> np.ndarray:
         """Neighbourhood embedding of every reference cell.
 
@@ -438,18 +441,28 @@ class CellTransformer(BaseModelClass):
         max_neighbors
             Cap on a neighbourhood's size; ``None`` (default) uses every neighbour. With a cap,
             the same neighbours are picked every time.
+        representation
+            ``"embedding"`` (default): the decoder output at the pooled position, the published
+            neighbourhood representation; it also carries the reference cell's type, which the
+            decoder mixes in. ``"pooled"``: the attention-pooled token before the decoder, a
+            description of the neighbourhood alone.
 
         Returns
         -------
         Array of shape ``(n_cells, d_model)``.
         """
+        if representation not in ("embedding", "pooled"):
+            raise ValueError(f"representation must be 'embedding' or 'pooled', got {representation!r}.")
         self._check_if_trained(warn=True)
-        return np.concatenate(
-            [
-                outputs["embedding"].float().cpu().numpy()
-                for _, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors)
-            ]
-        )
+        adata = self.adata if adata is None else adata
+        n_cells = adata.n_obs if indices is None else len(indices)
+        latent = np.empty((n_cells, self.module.cls_token.shape[1]), dtype=np.float32)
+        start = 0
+        for _, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors):
+            block = outputs[representation].float().cpu().numpy()
+            latent[start : start + len(block)] = block
+            start += len(block)
+        return latent
 
     def embed(
         self,
@@ -457,6 +470,7 @@ class CellTransformer(BaseModelClass):
         key_added: str = "X_celltransformer",
         batch_size: int | None = None,
         max_neighbors: int | None = None,
+        representation: Representation = "embedding",
     ) -> None:
         """Write the neighbourhood embedding of every cell to ``adata.obsm[key_added]``.
 
@@ -466,12 +480,12 @@ class CellTransformer(BaseModelClass):
             AnnData set up like the training data; defaults to it.
         key_added
             Key in ``adata.obsm``.
-        batch_size, max_neighbors
+        batch_size, max_neighbors, representation
             See :meth:`get_latent_representation`.
         """
         adata = self.adata if adata is None else adata
         adata.obsm[key_added] = self.get_latent_representation(
-            adata, batch_size=batch_size, max_neighbors=max_neighbors
+            adata, batch_size=batch_size, max_neighbors=max_neighbors, representation=representation
         )
 
     @torch.inference_mode()

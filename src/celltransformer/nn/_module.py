@@ -188,7 +188,9 @@ class CellTransformerModule(BaseModuleClass):
         Returns
         -------
         ``embedding``: decoder output at the pooled positions, ``(B, d_model)``, the
-        neighbourhood representation; ``decoded``: decoder output at the decoding positions.
+        neighbourhood representation of the published model; ``pooled``: the attention-pooled
+        token before the decoder, which has not yet met the reference cell's type;
+        ``decoded``: decoder output at the decoding positions.
         """
         n_neighborhoods = len(offsets) - 1
         backend = self.attention_backend(offsets)
@@ -205,6 +207,7 @@ class CellTransformerModule(BaseModuleClass):
         decoder_tokens = self.decoder(decoder_tokens, backend.decoder_self_attention)
         return {
             "embedding": decoder_tokens[:n_neighborhoods],
+            "pooled": pooled,
             "decoded": decoder_tokens[n_neighborhoods:],
         }
 
