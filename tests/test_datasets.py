@@ -45,3 +45,24 @@ def test_domains_differ_in_cell_type_mixture_and_types_in_expression():
 def test_too_few_genes_is_an_error():
     with pytest.raises(ValueError, match="n_genes=20 is too small"):
         ct.datasets.synthetic_tissue(n_genes=20)
+
+
+def test_three_dimensional_tissue_stacks_planes_with_one_layout():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    adata = ct.datasets.synthetic_tissue(n_cells=3000, n_sections=3, plane_spacing_um=15.0, seed=2)
+    xyz = adata.obsm["spatial"]
+    assert xyz.shape == (3000, 3)
+    assert sorted(np.unique(xyz[:, 2])) == [0.0, 15.0, 30.0]
+    planes = adata.obs["section"].to_numpy()
+    first = planes == "section_0"
+    classifier = KNeighborsClassifier(5).fit(xyz[first, :2], adata.obs["domain"][first])
+    other = planes == "section_2"
+    assert classifier.score(xyz[other, :2], adata.obs["domain"][other]) > 0.9
+
+
+def test_mean_count_controls_sparsity():
+    dense = ct.datasets.synthetic_tissue(n_cells=500, seed=0)
+    sparse_panel = ct.datasets.synthetic_tissue(n_cells=500, seed=0, mean_count=0.2)
+    density = lambda adata: adata.X.nnz / np.prod(adata.shape)  # noqa: E731
+    assert density(sparse_panel) < 0.35 < 0.6 < density(dense)

@@ -236,10 +236,32 @@ def test_starmap_sections_with_different_genes_are_refused(tmp_path, monkeypatch
 # --- download ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("loader", [ct.datasets.osmfish, ct.datasets.starmap_mpfc])
-def test_download_without_a_hash_is_refused(loader, tmp_path):
-    with pytest.raises(ValueError, match="known_hash"):
-        loader(cache_dir=tmp_path)
+def test_first_download_without_a_hash_is_recorded_and_checked_later(tmp_path, monkeypatch):
+    import pooch
+
+    content = tmp_path / "served.bin"
+    content.write_bytes(b"original file")
+    checks = []
+
+    def fake_retrieve(url, known_hash, fname, path):
+        checks.append(known_hash)
+        target = Path(path) / fname
+        target.write_bytes(content.read_bytes())
+        if known_hash is not None and pooch.file_hash(str(target)) != known_hash.split(":")[1]:
+            raise ValueError("hash mismatch")
+        return str(target)
+
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    remote = _download.RemoteFile(url="https://example.org/data.bin", filename="data.bin")
+    with pytest.warns(UserWarning, match="first download has sha256:"):
+        _download.fetch(remote, cache_dir=tmp_path)
+    digest = pooch.file_hash(str(content))
+    assert (tmp_path / "data.bin.sha256").read_text() == digest
+    _download.fetch(remote, cache_dir=tmp_path)
+    assert checks == [None, f"sha256:{digest}"]
+    content.write_bytes(b"tampered file")
+    with pytest.raises(ValueError, match="hash mismatch"):
+        _download.fetch(remote, cache_dir=tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -213,3 +213,55 @@ def test_batch_key_centres_each_batch_and_accepts_new_batches(tissue):
     without_batches = make_tissue(n_cells=200, n_sections=1, seed=9)
     with pytest.raises(KeyError, match="batch_key"):
         model.get_latent_representation(without_batches)
+
+
+def test_embed_streams_to_a_npy_file_without_touching_adata(trained, tmp_path):
+    model, _ = trained
+    adata = model.adata
+    before = set(adata.obsm.keys())
+    model.embed(adata, out=tmp_path / "embedding.npy", batch_size=7, progress_bar=False)
+    on_disk = np.load(tmp_path / "embedding.npy", mmap_mode="r")
+    np.testing.assert_allclose(on_disk, model.get_latent_representation(), atol=1e-6)
+    assert set(adata.obsm.keys()) == before
+
+
+def test_three_dimensional_tissue_trains_on_a_3d_squidpy_graph():
+    import squidpy as sq
+
+    adata = ct.datasets.synthetic_tissue(n_cells=600, n_sections=3, n_genes=80, n_cell_types=6, plane_spacing_um=15.0, seed=3)
+    sq.gr.spatial_neighbors_radius(adata, radius=35.0)
+    graph = adata.obsp["spatial_connectivities"].tocoo()
+    planes = adata.obsm["spatial"][:, 2]
+    assert (planes[graph.row] != planes[graph.col]).any(), "the 3D graph should link planes"
+    ct.CellTransformer.setup_anndata(adata, layer="counts", cell_type_key="cell_type")
+    scvi.settings.seed = 0
+    model = ct.CellTransformer(adata, **TINY_MODEL)
+    model.train(max_epochs=1, batch_size=32, plan_kwargs={"warmup_steps": 5}, **QUIET_TRAINING)
+    model.embed(adata)
+    ct.tl.smooth(adata, sigma=15.0)
+    assert np.isfinite(adata.obsm["X_celltransformer_smoothed"]).all()
+
+
+def test_gathering_counts_on_the_device_trains_identically(tissue):
+    _setup(tissue)
+    states = []
+    for on_device in (False, True):
+        scvi.settings.seed = 0
+        model = ct.CellTransformer(tissue, **TINY_MODEL)
+        model.train(max_epochs=1, batch_size=32, gather_on_device=on_device, plan_kwargs={"warmup_steps": 5}, **QUIET_TRAINING)
+        states.append(model.module.state_dict())
+    for name, value in states[0].items():
+        torch.testing.assert_close(states[1][name], value, rtol=0, atol=0)
+
+
+def test_device_gather_matches_the_cpu_gather():
+    from celltransformer.data import DeviceExpression, ExpressionMatrix
+
+    rng = np.random.default_rng(0)
+    counts = sparse.random(60, 9, density=0.3, random_state=0, format="csr", dtype=np.float32)
+    counts.data = np.round(counts.data * 10)
+    rows = rng.integers(0, 60, 25)
+    for matrix in (counts, counts.toarray()):
+        expected = ExpressionMatrix(matrix).gather(rows)
+        gathered = DeviceExpression(ExpressionMatrix(matrix), "cpu").gather(torch.as_tensor(rows))
+        np.testing.assert_array_equal(gathered.numpy(), expected)

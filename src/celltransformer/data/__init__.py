@@ -1,6 +1,6 @@
 """Neighbourhoods, packed batches, attention masks and AnnData registration."""
 
-from ._expression import ExpressionMatrix
+from ._expression import DeviceExpression, ExpressionMatrix
 from ._fields import BatchField, CellTypeField, CountsField, SpatialGraphField
 from ._graph import NeighborhoodGraph
 from ._loading import NeighborhoodDataModule, ReferenceBatchSampler, pack_batch
@@ -13,6 +13,7 @@ __all__ = [
     "BatchKey",
     "CellTypeField",
     "CountsField",
+    "DeviceExpression",
     "ExpressionMatrix",
     "NeighborhoodDataModule",
     "NeighborhoodDataset",

@@ -20,7 +20,7 @@ from ._packing import BatchKey, NeighborhoodDataset
 
 
 def neighborhood_dataset(
-    adata_manager: AnnDataManager, max_neighbors: int | None, random_cap: bool
+    adata_manager: AnnDataManager, max_neighbors: int | None, random_cap: bool, gather_counts: bool = True
 ) -> NeighborhoodDataset:
     """Dataset of packed neighbourhood batches over the AnnData registered in ``adata_manager``."""
     setup_args = adata_manager.registry["setup_args"]
@@ -35,7 +35,9 @@ def neighborhood_dataset(
         codes = pd.Categorical(np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel())
         batches = codes.codes.astype(np.int64)
         batch_log_means = expression.mean_log1p_by_group(batches, len(codes.categories))
-    return NeighborhoodDataset(expression, cell_types, graph, max_neighbors, random_cap, batches, batch_log_means)
+    return NeighborhoodDataset(
+        expression, cell_types, graph, max_neighbors, random_cap, batches, batch_log_means, gather_counts
+    )
 
 
 class ReferenceBatchSampler(Sampler):
@@ -114,15 +116,30 @@ def neighborhood_loader(
     shuffle: bool = False,
     num_workers: int = 0,
     seed: int | None = None,
+    distributed: bool = False,
 ) -> DataLoader:
-    """DataLoader of packed batches of the given reference cells (see :class:`ReferenceBatchSampler`)."""
+    """DataLoader of packed batches of the given reference cells (see :class:`ReferenceBatchSampler`).
+
+    With ``distributed``, each process of the running :mod:`torch.distributed` group (as set up
+    by Lightning's DDP) takes its own share of the cells.
+    """
+    num_replicas, rank = process_group() if distributed else (1, 0)
     return DataLoader(
         dataset,
-        sampler=ReferenceBatchSampler(indices, batch_size, shuffle=shuffle, seed=seed),
+        sampler=ReferenceBatchSampler(
+            indices, batch_size, shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank
+        ),
         batch_size=None,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
     )
+
+
+def process_group() -> tuple[int, int]:
+    """World size and rank of the running :mod:`torch.distributed` group; ``(1, 0)`` outside one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
 
 
 def split_sizes(n_obs: int, train_size: float | None, validation_size: float | None) -> tuple[int, int]:
@@ -146,7 +163,8 @@ class NeighborhoodDataModule(LightningDataModule):
 
     Neighbours are drawn from all cells: only the reference cells are split. Training batches
     subsample neighbourhoods over ``max_neighbors`` at random; validation batches pick the same
-    neighbours every epoch.
+    neighbours every epoch. Under distributed training (Lightning DDP) every process takes its
+    own share of each epoch's training and validation cells.
 
     Parameters
     ----------
@@ -162,6 +180,9 @@ class NeighborhoodDataModule(LightningDataModule):
         Cap on the size of a neighbourhood.
     num_workers
         DataLoader worker processes.
+    gather_on_device
+        Leave the counts out of the batches: the training plan gathers them on the GPU from a
+        resident copy (:class:`~celltransformer.data.DeviceExpression`).
     """
 
     def __init__(
@@ -173,9 +194,11 @@ class NeighborhoodDataModule(LightningDataModule):
         batch_size: int = 32,
         max_neighbors: int | None = 250,
         num_workers: int = 0,
+        gather_on_device: bool = False,
     ):
         super().__init__()
         self.adata_manager = adata_manager
+        self.gather_on_device = gather_on_device
         self.batch_size = batch_size
         self.max_neighbors = max_neighbors
         self.num_workers = num_workers
@@ -189,16 +212,28 @@ class NeighborhoodDataModule(LightningDataModule):
         self.test_idx = order[self.n_train + self.n_val :]
 
     def train_dataloader(self) -> DataLoader:
-        dataset = neighborhood_dataset(self.adata_manager, self.max_neighbors, random_cap=True)
+        dataset = neighborhood_dataset(
+            self.adata_manager, self.max_neighbors, random_cap=True, gather_counts=not self.gather_on_device
+        )
         return neighborhood_loader(
-            dataset, self.train_idx, self.batch_size, shuffle=True, num_workers=self.num_workers, seed=settings.seed
+            dataset,
+            self.train_idx,
+            self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            seed=settings.seed,
+            distributed=True,
         )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.n_val == 0:
             return []
-        dataset = neighborhood_dataset(self.adata_manager, self.max_neighbors, random_cap=False)
-        return neighborhood_loader(dataset, self.val_idx, self.batch_size, num_workers=self.num_workers)
+        dataset = neighborhood_dataset(
+            self.adata_manager, self.max_neighbors, random_cap=False, gather_counts=not self.gather_on_device
+        )
+        return neighborhood_loader(
+            dataset, self.val_idx, self.batch_size, num_workers=self.num_workers, distributed=True
+        )
 
 
 def pack_batch(

@@ -44,6 +44,8 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
         Integer batch code of every cell (e.g. the animal), or ``None`` without batches.
     batch_log_means
         Mean ``log1p(counts)`` of every gene in every batch, ``(n_batches, n_genes)``.
+    gather_counts
+        Whether batches carry the counts; ``False`` when they are gathered on the GPU instead.
     """
 
     def __init__(
@@ -55,8 +57,10 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
         random_cap: bool = False,
         batches: np.ndarray | None = None,
         batch_log_means: np.ndarray | None = None,
+        gather_counts: bool = True,
     ):
         self.expression = expression
+        self.gather_counts = gather_counts
         self.cell_types = np.asarray(cell_types, dtype=np.int64)
         self.graph = graph
         self.max_neighbors = max_neighbors
@@ -70,7 +74,7 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: BatchKey) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(key.seed) if self.random_cap else None
         packed = pack_neighborhoods(
-            self.expression,
+            self.expression if self.gather_counts else None,
             self.cell_types,
             self.graph,
             np.asarray(key.reference_indices, dtype=np.int64),
@@ -85,7 +89,7 @@ class NeighborhoodDataset(torch.utils.data.Dataset):
 
 
 def pack_neighborhoods(
-    expression: ExpressionMatrix,
+    expression: ExpressionMatrix | None,
     cell_types: np.ndarray,
     graph: NeighborhoodGraph,
     reference_indices: np.ndarray,
@@ -96,7 +100,8 @@ def pack_neighborhoods(
 
     The ``N`` neighbour tokens of all neighbourhoods stand one after another (neighbourhood ``i``
     at ``offsets[i]:offsets[i + 1]``); the model appends one ``<cls>`` token per neighbourhood.
-    Counts are read with a single gather from the count matrix.
+    Counts are read with a single gather from the count matrix; without ``expression`` they are
+    left out, for a consumer that gathers them itself (on the GPU, see :class:`DeviceExpression`).
 
     Returns
     -------
@@ -107,15 +112,17 @@ def pack_neighborhoods(
     """
     neighbor_indices, offsets = graph.neighborhoods(reference_indices, max_neighbors, rng)
     rows = np.concatenate([neighbor_indices, reference_indices])
-    counts = torch.from_numpy(expression.gather(rows))
     types = torch.from_numpy(cell_types[rows])
     n_neighbors = len(neighbor_indices)
-    return {
-        PACKED_KEYS.NEIGHBOR_COUNTS: counts[:n_neighbors],
+    packed = {
         PACKED_KEYS.NEIGHBOR_TYPES: types[:n_neighbors],
         PACKED_KEYS.NEIGHBOR_INDICES: torch.from_numpy(neighbor_indices),
-        PACKED_KEYS.REFERENCE_COUNTS: counts[n_neighbors:],
         PACKED_KEYS.REFERENCE_TYPES: types[n_neighbors:],
         PACKED_KEYS.REFERENCE_INDICES: torch.from_numpy(reference_indices),
         PACKED_KEYS.OFFSETS: torch.from_numpy(offsets),
     }
+    if expression is not None:
+        counts = torch.from_numpy(expression.gather(rows))
+        packed[PACKED_KEYS.NEIGHBOR_COUNTS] = counts[:n_neighbors]
+        packed[PACKED_KEYS.REFERENCE_COUNTS] = counts[n_neighbors:]
+    return packed

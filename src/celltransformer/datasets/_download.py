@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ class RemoteFile:
         Name of the file in the cache.
     known_hash
         ``"sha256:..."`` (or another algorithm :func:`pooch.retrieve` knows); ``None`` where no
-        hash has been published, in which case the caller must supply one.
+        hash has been published (the first download is then trusted and recorded).
     """
 
     url: str
@@ -31,6 +32,11 @@ class RemoteFile:
 def fetch(remote: RemoteFile, cache_dir: str | Path | None = None, known_hash: str | None = None) -> Path:
     """Download ``remote`` once into the cache, check its hash and return its local path.
 
+    With a known hash (``known_hash``, else ``remote.known_hash``) the download is checked
+    against it. Where no hash has been published, the first download is trusted: its SHA-256 is
+    recorded next to the cached file, reported in a warning (pin it with ``known_hash=``), and
+    every later use checks the cached file against it.
+
     Parameters
     ----------
     remote
@@ -38,7 +44,7 @@ def fetch(remote: RemoteFile, cache_dir: str | Path | None = None, known_hash: s
     cache_dir
         Cache folder; by default the operating system's cache folder for ``celltransformer``.
     known_hash
-        Overrides ``remote.known_hash``.
+        Overrides ``remote.known_hash``, e.g. ``"sha256:<hex digest>"``.
 
     Returns
     -------
@@ -47,18 +53,24 @@ def fetch(remote: RemoteFile, cache_dir: str | Path | None = None, known_hash: s
     Raises
     ------
     ValueError
-        If neither ``known_hash`` nor ``remote.known_hash`` is given: the package never downloads
-        a file it cannot check.
+        If the cached file no longer has the hash recorded at its first download.
     """
     import pooch
 
-    expected_hash = known_hash or remote.known_hash
-    if expected_hash is None:
-        raise ValueError(
-            f"No published hash is known for {remote.url}. Download it yourself and pass "
-            f"`path=` to read it, or pass `known_hash=` (for example 'sha256:<hex digest>' of a "
-            f"copy you trust) to let the loader download and check it."
-        )
     cache = Path(cache_dir) if cache_dir is not None else Path(pooch.os_cache(CACHE_NAME))
-    downloaded = pooch.retrieve(remote.url, known_hash=expected_hash, fname=remote.filename, path=cache)
-    return Path(downloaded)
+    expected_hash = known_hash or remote.known_hash
+    recorded = cache / f"{remote.filename}.sha256"
+    if expected_hash is None and recorded.exists():
+        expected_hash = "sha256:" + recorded.read_text().strip()
+    downloaded = Path(pooch.retrieve(remote.url, known_hash=expected_hash, fname=remote.filename, path=cache))
+    if expected_hash is None:
+        digest = pooch.file_hash(str(downloaded), alg="sha256")
+        recorded.write_text(digest)
+        warnings.warn(
+            f"No published hash is known for {remote.url}; this first download has sha256:{digest}, "
+            "now recorded in the cache and checked on every later use. Pass "
+            f"known_hash='sha256:{digest}' to check future downloads elsewhere.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return downloaded

@@ -50,7 +50,9 @@ def osmfish(
         Download cache; by default the operating system's cache folder for ``celltransformer``.
     known_hash
         Hash the downloaded file must have, for example ``"sha256:<hex digest>"``. No hash of this
-        file has been published, so downloading requires it; it is not used with ``path``.
+        file has been published: without one, the first download is trusted, its SHA-256
+        recorded in the cache (and shown in a warning) and checked on every later use. Not used
+        with ``path``.
 
     Returns
     -------
@@ -62,7 +64,7 @@ def osmfish(
     Raises
     ------
     ValueError
-        If the file must be downloaded and no ``known_hash`` is given.
+        If the downloaded or cached file does not have the expected hash.
     """
     if path is None:
         path = fetch(OSMFISH_LOOM, cache_dir=cache_dir, known_hash=known_hash)

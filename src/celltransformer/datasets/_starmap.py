@@ -45,7 +45,9 @@ def starmap_mpfc(
         Download cache; by default the operating system's cache folder for ``celltransformer``.
     known_hash
         Hash the downloaded file must have, for example ``"sha256:<hex digest>"``. No hash of this
-        file has been published, so downloading requires it; it is not used with ``path``.
+        file has been published: without one, the first download is trusted, its SHA-256
+        recorded in the cache (and shown in a warning) and checked on every later use. Not used
+        with ``path``.
 
     Returns
     -------
@@ -57,7 +59,7 @@ def starmap_mpfc(
     Raises
     ------
     ValueError
-        If the file must be downloaded and no ``known_hash`` is given.
+        If the downloaded or cached file does not have the expected hash.
     """
     if path is None:
         path = fetch(STARMAP_RDATA, cache_dir=cache_dir, known_hash=known_hash)

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 from anndata import AnnData
+from tqdm.auto import tqdm
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
@@ -20,6 +21,7 @@ from celltransformer.data._validation import validate_not_view
 from celltransformer.nn import CellTransformerModule
 from celltransformer.nn._module import AttentionKind, per_cell_pearson
 
+from ._distributed_inference import embed_on_devices
 from ._published import load_published_checkpoint
 from ._training_plan import CellTransformerTrainingPlan
 
@@ -292,6 +294,7 @@ class CellTransformer(BaseModelClass):
         batch_size: int = 32,
         early_stopping: bool = False,
         num_workers: int = 0,
+        gather_on_device: bool = False,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -320,6 +323,10 @@ class CellTransformer(BaseModelClass):
             Stop when ``nll_validation`` stops improving (see :class:`scvi.train.Trainer`).
         num_workers
             DataLoader worker processes that sample and pack batches.
+        gather_on_device
+            Keep the count matrix on the training device (the GPU) and gather each batch's counts
+            there; batches then carry only cell indices, so the data pipeline does not starve a
+            fast GPU. Needs the counts to fit in device memory.
         plan_kwargs
             Keyword arguments of :class:`~celltransformer.model.CellTransformerTrainingPlan`
             (``lr``, ``weight_decay``, ``warmup_steps``, ``plateau_steps``, ``timescale``).
@@ -362,6 +369,7 @@ class CellTransformer(BaseModelClass):
             batch_size=batch_size,
             max_neighbors=self.max_neighbors,
             num_workers=num_workers,
+            gather_on_device=gather_on_device,
             **(datasplitter_kwargs or {}),
         )
         if max_epochs is None:
@@ -371,8 +379,13 @@ class CellTransformer(BaseModelClass):
             # Trained elsewhere (a published checkpoint): scvi-tools only starts a history for
             # models it considers untrained, so let this training start it.
             self.is_trained_ = False
-        training_plan = self._training_plan_cls(self.module, **(plan_kwargs or {}))
+        device_counts = None
+        if gather_on_device:
+            device_counts = neighborhood_dataset(self.adata_manager, None, random_cap=False).expression
+        training_plan = self._training_plan_cls(self.module, device_counts=device_counts, **(plan_kwargs or {}))
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        # The batch sampler splits cells between processes itself; Lightning must not wrap it.
+        trainer_kwargs.setdefault("use_distributed_sampler", False)
         trainer_kwargs.setdefault("early_stopping_monitor", "nll_validation")
         trainer_kwargs.setdefault("checkpointing_monitor", "nll_validation")
         runner = self._train_runner_cls(
@@ -393,10 +406,11 @@ class CellTransformer(BaseModelClass):
         indices: np.ndarray | None,
         batch_size: int | None,
         max_neighbors: int | None,
+        progress_bar: bool = False,
     ):
         """Yield ``(tensors, inference outputs)`` over the reference cells, one batch at a time.
 
-        Callers run under :func:`torch.inference_mode`.
+        Only one packed batch exists at a time. Callers run under :func:`torch.inference_mode`.
         """
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -415,11 +429,10 @@ class CellTransformer(BaseModelClass):
         dataset = neighborhood_dataset(adata_manager, max_neighbors, random_cap=False)
         loader = neighborhood_loader(dataset, indices, batch_size or DEFAULT_INFERENCE_BATCH_SIZE)
         self.module.eval()
-        for tensors in loader:
+        for tensors in tqdm(loader, desc="Embedding", unit="batch", disable=not progress_bar):
             inference_outputs = self.module.inference(**self.module._get_inference_input(tensors))
             yield tensors, inference_outputs
 
-    @torch.inference_mode()
     def get_latent_representation(
         self,
         adata: AnnData | None = None,
@@ -451,18 +464,32 @@ class CellTransformer(BaseModelClass):
         -------
         Array of shape ``(n_cells, d_model)``.
         """
-        if representation not in ("embedding", "pooled"):
-            raise ValueError(f"representation must be 'embedding' or 'pooled', got {representation!r}.")
-        self._check_if_trained(warn=True)
         adata = self.adata if adata is None else adata
         n_cells = adata.n_obs if indices is None else len(indices)
         latent = np.empty((n_cells, self.module.cls_token.shape[1]), dtype=np.float32)
-        start = 0
-        for _, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors):
-            block = outputs[representation].float().cpu().numpy()
-            latent[start : start + len(block)] = block
-            start += len(block)
+        self._write_latent(latent, adata, indices, batch_size, max_neighbors, representation)
         return latent
+
+    @torch.inference_mode()
+    def _write_latent(
+        self,
+        destination: np.ndarray,
+        adata: AnnData,
+        indices: np.ndarray | None,
+        batch_size: int | None,
+        max_neighbors: int | None,
+        representation: Representation,
+        progress_bar: bool = False,
+    ) -> None:
+        """Fill ``destination`` (an array or a memory-mapped file) with embeddings, batch by batch."""
+        if representation not in ("embedding", "pooled"):
+            raise ValueError(f"representation must be 'embedding' or 'pooled', got {representation!r}.")
+        self._check_if_trained(warn=True)
+        start = 0
+        for _, outputs in self._inference_batches(adata, indices, batch_size, max_neighbors, progress_bar):
+            block = outputs[representation].float().cpu().numpy()
+            destination[start : start + len(block)] = block
+            start += len(block)
 
     def embed(
         self,
@@ -471,8 +498,21 @@ class CellTransformer(BaseModelClass):
         batch_size: int | None = None,
         max_neighbors: int | None = None,
         representation: Representation = "embedding",
+        out: str | os.PathLike | None = None,
+        progress_bar: bool = True,
+        **trainer_kwargs,
     ) -> None:
-        """Write the neighbourhood embedding of every cell to ``adata.obsm[key_added]``.
+        """Write the neighbourhood embedding of every cell to ``adata.obsm[key_added]`` or a file.
+
+        Batches are embedded one at a time and written as they come, so memory holds the
+        embeddings and one packed batch. For data whose embeddings do not fit in memory, give
+        ``out``: the embeddings then go, batch by batch, to a ``.npy`` file (open it with
+        ``np.load(out, mmap_mode="r")``) and ``adata`` is left unchanged.
+
+        Across several devices or machines, give ``out`` and Lightning ``Trainer`` arguments,
+        e.g. ``accelerator="gpu", devices=4, strategy="ddp"``, and launch the script as for
+        training: every process embeds its own share of the cells with ``Trainer.predict`` and
+        writes its rows into the same file.
 
         Parameters
         ----------
@@ -482,11 +522,44 @@ class CellTransformer(BaseModelClass):
             Key in ``adata.obsm``.
         batch_size, max_neighbors, representation
             See :meth:`get_latent_representation`.
+        out
+            Path of a ``.npy`` file to write instead of ``adata.obsm``.
+        progress_bar
+            Show a progress bar over batches.
+        **trainer_kwargs
+            Arguments of Lightning's ``Trainer`` (``accelerator``, ``devices``, ``strategy``,
+            ``num_nodes``, ...) for embedding across devices; they require ``out``.
         """
         adata = self.adata if adata is None else adata
-        adata.obsm[key_added] = self.get_latent_representation(
-            adata, batch_size=batch_size, max_neighbors=max_neighbors, representation=representation
-        )
+        if trainer_kwargs:
+            if out is None:
+                raise ValueError(
+                    "Embedding across devices writes to a file: pass out='embedding.npy' along with "
+                    f"{sorted(trainer_kwargs)}."
+                )
+            self._check_if_trained(warn=True)
+            adata = self._validate_anndata(adata)
+            embed_on_devices(
+                self.module,
+                self.get_anndata_manager(adata, required=True),
+                out,
+                batch_size or DEFAULT_INFERENCE_BATCH_SIZE,
+                max_neighbors,
+                representation,
+                enable_progress_bar=progress_bar,
+                **trainer_kwargs,
+            )
+            return
+        shape = (adata.n_obs, self.module.cls_token.shape[1])
+        if out is None:
+            destination = np.empty(shape, dtype=np.float32)
+        else:
+            destination = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=shape)
+        self._write_latent(destination, adata, None, batch_size, max_neighbors, representation, progress_bar)
+        if out is None:
+            adata.obsm[key_added] = destination
+        else:
+            destination.flush()
 
     @torch.inference_mode()
     def get_predicted_expression(

@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from scvi import settings
 
+from celltransformer._constants import PACKED_KEYS
+from celltransformer.data import DeviceExpression, ExpressionMatrix
 from celltransformer.nn import CellTransformerModule
 
 
@@ -92,6 +94,10 @@ class CellTransformerTrainingPlan(pl.LightningModule):
         Adam weight decay.
     warmup_steps, plateau_steps, timescale
         Schedule, see :func:`inverse_sqrt_with_plateau`.
+    device_counts
+        The count matrix, when batches come without counts: it is copied to the training device
+        once and every batch's counts are gathered there (see ``gather_on_device`` of
+        :meth:`~celltransformer.CellTransformer.train`).
     """
 
     def __init__(
@@ -102,9 +108,12 @@ class CellTransformerTrainingPlan(pl.LightningModule):
         warmup_steps: int = 500,
         plateau_steps: int = 50,
         timescale: int = 5000,
+        device_counts: ExpressionMatrix | None = None,
     ):
         super().__init__()
         check_optimisation_arguments(lr, weight_decay, warmup_steps, plateau_steps, timescale)
+        self.device_counts = device_counts
+        self._resident_counts: DeviceExpression | None = None
         self.module = module
         self.lr = lr
         self.weight_decay = weight_decay
@@ -124,6 +133,16 @@ class CellTransformerTrainingPlan(pl.LightningModule):
             batch_size=loss_output.n_obs_minibatch,
             sync_dist=sync_dist,
         )
+
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        """Gather the batch's counts on the device from the resident copy, when there is one."""
+        if self.device_counts is None:
+            return batch
+        if self._resident_counts is None:
+            self._resident_counts = DeviceExpression(self.device_counts, self.device)
+        batch[PACKED_KEYS.NEIGHBOR_COUNTS] = self._resident_counts.gather(batch[PACKED_KEYS.NEIGHBOR_INDICES])
+        batch[PACKED_KEYS.REFERENCE_COUNTS] = self._resident_counts.gather(batch[PACKED_KEYS.REFERENCE_INDICES])
+        return batch
 
     def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if self.seed is not None:

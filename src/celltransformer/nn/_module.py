@@ -113,6 +113,9 @@ class CellTransformerModule(BaseModuleClass):
             n_decoder_layers, d_model, n_heads, dim_feedforward, dropout, checkpoint_activations
         )
         self.zinb_proj = ZINBHead(d_model, n_genes)
+        # The ZINB likelihood never uses ``scale``: it stays as initialised, as in the published
+        # model, and needs no gradient (distributed training refuses parameters without one).
+        self.zinb_proj.scale.requires_grad_(False)
         self.batch_projection = nn.Linear(n_genes, d_model) if batch_conditioned else None
 
     def load_reference_state(self, reference_state: dict[str, torch.Tensor], freeze: bool = True) -> None:
