@@ -36,9 +36,11 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import celltransformer as ct
 
-# The default recipe, in units of the cell spacing (median nearest-neighbour distance).
+# The default recipe (docs/domains.md), in units of the cell spacing (median nearest-neighbour
+# distance): radius graph, batch_key = section, a small model, whitened embedding, smoothing.
 RECIPE = {
     "radius_spacings": 4.0,
+    "whitened_components": 20,
     "smoothing_spacings": 3.0,
     "model": {"d_model": 64, "n_heads": 4, "n_encoder_layers": 2, "n_decoder_layers": 2, "dim_feedforward": 128},
     "train": {"max_epochs": 20, "batch_size": 32, "plan_kwargs": {"warmup_steps": 100}},
@@ -59,8 +61,9 @@ def celltransformer_embedding(adata: ad.AnnData, seed: int, batch_key: str | Non
     model.train(accelerator="cpu", enable_progress_bar=False, **RECIPE["train"])
     elapsed = time.perf_counter() - start
     model.embed(adata)
-    ct.tl.smooth(adata, sigma=RECIPE["smoothing_spacings"] * spacing, library_key="section")
-    return adata.obsm["X_celltransformer_smoothed"], elapsed
+    ct.tl.whiten(adata, n_comps=RECIPE["whitened_components"])
+    ct.tl.smooth(adata, use_rep="X_celltransformer_white", sigma=RECIPE["smoothing_spacings"] * spacing, library_key="section")
+    return adata.obsm["X_celltransformer_white_smoothed"], elapsed
 
 
 def knn_graph(adata: ad.AnnData) -> sparse.csr_matrix:

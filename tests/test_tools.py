@@ -169,3 +169,18 @@ def test_composition_counts_fractions_and_markers():
     np.testing.assert_array_equal(adata.X, before)
     fig = ct.pl.composition(adata)
     assert fig.axes[0].images[0].get_array().shape == (2, 3)
+
+
+def test_whiten_gives_unit_variance_principal_components_like_sklearn():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    adata = AnnData(obs=pd.DataFrame(index=[str(i) for i in range(500)]))
+    adata.obsm["X_rep"] = (rng.normal(size=(500, 6)) * [10, 5, 2, 1, 0.5, 0.1]).astype(np.float32)
+    ct.tl.whiten(adata, use_rep="X_rep", n_comps=3)
+    white = adata.obsm["X_rep_white"]
+    np.testing.assert_allclose(white.std(axis=0, ddof=1), 1.0, rtol=1e-3)
+    expected = PCA(3, whiten=True).fit_transform(adata.obsm["X_rep"])
+    np.testing.assert_allclose(np.abs(white), np.abs(expected), rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="n_comps"):
+        ct.tl.whiten(adata, use_rep="X_rep", n_comps=7)

@@ -7,6 +7,7 @@ from ._scores import score_domains
 from ._smooth import smooth
 from ._spacing import cell_spacing
 from ._stability import domain_stability
+from ._whiten import whiten
 
 __all__ = [
     "DomainComposition",
@@ -17,4 +18,5 @@ __all__ = [
     "domains",
     "score_domains",
     "smooth",
+    "whiten",
 ]
