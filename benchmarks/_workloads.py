@@ -23,7 +23,7 @@ def registered_tissue(radius: float, n_cells: int = 20_000, seed: int = 0):
     adata = ct.datasets.synthetic_tissue(
         n_cells=n_cells, n_sections=2, n_genes=N_GENES, n_cell_types=N_CELL_TYPES, seed=seed
     )
-    sq.gr.spatial_neighbors(adata, radius=radius, coord_type="generic", library_key="section")
+    sq.gr.spatial_neighbors_radius(adata, radius=radius, library_key="section")
     ct.CellTransformer.setup_anndata(adata, layer="counts", cell_type_key="cell_type", library_key="section")
     return adata
 

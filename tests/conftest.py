@@ -25,7 +25,7 @@ SHARED_DATA = Path(os.environ.get("CELLTRANSFORMER_SHARED_DATA", Path(__file__).
 def make_tissue(n_cells: int = 600, n_sections: int = 2, seed: int = 1):
     """A small synthetic tissue with a 40-micron radius graph built per section."""
     adata = ct.datasets.synthetic_tissue(n_cells=n_cells, n_sections=n_sections, n_genes=80, n_cell_types=6, seed=seed)
-    sq.gr.spatial_neighbors(adata, radius=40.0, coord_type="generic", library_key="section")
+    sq.gr.spatial_neighbors_radius(adata, radius=40.0, library_key="section")
     return adata
 
 

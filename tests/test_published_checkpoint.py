@@ -133,7 +133,7 @@ def save_checkpoint(state: dict[str, torch.Tensor], path: Path, **extra) -> Path
 
 def registered_tissue(cell_type_key="cell_type", n_genes=500, n_cells=300):
     adata = ct.datasets.synthetic_tissue(n_cells=n_cells, n_genes=n_genes, n_sections=1, seed=0)
-    sq.gr.spatial_neighbors(adata, radius=40.0, coord_type="generic", library_key="section")
+    sq.gr.spatial_neighbors_radius(adata, radius=40.0, library_key="section")
     ct.CellTransformer.setup_anndata(adata, layer="counts", cell_type_key=cell_type_key, library_key="section")
     return adata
 

@@ -51,7 +51,7 @@ def run_demo(out: Path, n_cells: int = 6000, max_epochs: int = 8, seed: int = 0,
     out.mkdir(parents=True, exist_ok=True)
     scvi.settings.seed = seed
     adata = datasets.synthetic_tissue(n_cells=n_cells, n_sections=3, seed=seed)
-    sq.gr.spatial_neighbors(adata, radius=DEMO_RADIUS_UM, coord_type="generic", library_key="section")
+    sq.gr.spatial_neighbors_radius(adata, radius=DEMO_RADIUS_UM, library_key="section")
     CellTransformer.setup_anndata(adata, layer="counts", cell_type_key="cell_type", library_key="section")
     model = CellTransformer(adata, **DEMO_MODEL)
     model.train(max_epochs=max_epochs, accelerator="cpu", plan_kwargs=DEMO_PLAN, enable_progress_bar=progress_bar)

@@ -15,7 +15,7 @@ MAX_UNIQUE_NON_CATEGORICAL = 1_000
 
 _GRAPH_HINT = (
     "Build it with squidpy first, for example "
-    "`sq.gr.spatial_neighbors(adata, radius=50.0, coord_type='generic', library_key='section')` "
+    "`sq.gr.spatial_neighbors_radius(adata, radius=50.0, library_key='section')` "
     "(any squidpy builder works: radius, kNN or Delaunay)."
 )
 
@@ -65,7 +65,7 @@ def validate_sections(
         raise ValueError(
             f"{crossing} edges of adata.obsp[{spatial_key!r}] link cells of different sections of "
             f"adata.obs[{library_key!r}], so neighbourhoods would mix sections. Rebuild the graph "
-            f"section by section: `sq.gr.spatial_neighbors(adata, library_key={library_key!r}, ...)`."
+            f"section by section: `sq.gr.spatial_neighbors_radius(adata, radius=..., library_key={library_key!r})`."
         )
 
 

@@ -72,7 +72,7 @@ class CellTransformer(BaseModelClass):
 
     Examples
     --------
-    >>> sq.gr.spatial_neighbors(adata, radius=50.0, coord_type="generic", library_key="section")
+    >>> sq.gr.spatial_neighbors_radius(adata, radius=50.0, library_key="section")
     >>> ct.CellTransformer.setup_anndata(adata, layer="counts", cell_type_key="cell_type",
     ...                                  library_key="section")
     >>> model = ct.CellTransformer(adata)
@@ -153,9 +153,9 @@ class CellTransformer(BaseModelClass):
             tokens then carry expression only (next to one learned type vector shared by all
             cells) and the decoding query is a learned vector.
         spatial_key
-            Key of the spatial graph in ``adata.obsp``, as written by
-            :func:`squidpy.gr.spatial_neighbors` (radius, kNN or Delaunay). The neighbourhood of
-            a cell is its graph neighbours, never itself.
+            Key of the spatial graph in ``adata.obsp``, as written by squidpy's builders
+            (``sq.gr.spatial_neighbors_radius``, ``_knn`` or ``_delaunay``). The neighbourhood
+            of a cell is its graph neighbours, never itself.
         library_key
             Column of ``adata.obs`` with the tissue section of every cell. The graph must not link
             cells of different sections (build it with ``library_key`` in squidpy).
