@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _measure import peak_memory  # noqa: E402
 from _workloads import (  # noqa: E402
     BATCH_SIZE,
     REGIMES,
@@ -136,9 +136,12 @@ def measure_step_memory(regime: str, path: str) -> None:
         training_step(module, optimizer, batch)
         added = torch.cuda.max_memory_allocated() - before
     else:
-        before = psutil.Process().memory_info().rss
-        training_step(module, optimizer, batch)
-        added = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        # The peak of the step alone: the process's lifetime peak (ru_maxrss) may come from
+        # building the tissue, which would hide the difference between the paths.
+        record: dict = {}
+        with peak_memory(record, "step", baseline=psutil.Process().memory_info().rss):
+            training_step(module, optimizer, batch)
+        added = record["step peak (MB)"] * 2**20
     print(json.dumps({"bytes": added}))
 
 

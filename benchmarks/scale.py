@@ -4,8 +4,8 @@ For synthetic tissues of 100,000, 1 million and 3 million cells (500 genes, spar
 radius graph of about 60 neighbours per cell, 100,000 cells per section), prints for each: the
 time and peak resident memory of ``setup_anndata`` (with the model and the neighbourhood dataset),
 one training step at the published configuration, the throughput of streaming inference over
-10,000 cells, and the projected time to embed all cells. Memory is reported beyond the AnnData
-itself, sampled every 5 ms during each phase: every tissue is simulated and written to an
+10,000 cells, and the projected time to embed all cells. Memory ("peak") is reported beyond the
+AnnData itself, sampled every 5 ms during each phase: every tissue is simulated and written to an
 ``.h5ad`` by one process, and measured by a fresh process that reads it, whose resident memory
 before setup is the baseline (Python, the libraries and the AnnData).
 
@@ -22,9 +22,7 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import anndata as ad
@@ -38,31 +36,12 @@ import celltransformer as ct
 from celltransformer.data import BatchKey
 from celltransformer.data._loading import neighborhood_dataset
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _measure import peak_memory  # noqa: E402
+
 CELLS_PER_SECTION = 100_000
 RADIUS_UM = 53.5  # about 60 neighbours at one cell per 150 square microns
 INFERENCE_CELLS = 10_000
-
-
-@contextmanager
-def peak_memory(record: dict, key: str, baseline: int):
-    """Record the peak resident memory above ``baseline`` (bytes) while the block runs."""
-    process, peak, running = psutil.Process(), [0], [True]
-
-    def sample():
-        while running[0]:
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        record[f"{key} (s)"] = time.perf_counter() - start
-        running[0] = False
-        sampler.join()
-        record[f"{key} peak beyond AnnData (MB)"] = (max(peak[0], process.memory_info().rss) - baseline) / 2**20
 
 
 def write_tissue(n_cells: int, path: Path) -> None:
@@ -72,7 +51,7 @@ def write_tissue(n_cells: int, path: Path) -> None:
         n_cells=n_cells, n_sections=max(1, n_cells // CELLS_PER_SECTION), n_genes=500, n_cell_types=30, mean_count=0.2
     )
     del adata.layers["counts"]
-    sq.gr.spatial_neighbors(adata, radius=RADIUS_UM, coord_type="generic", library_key="section")
+    sq.gr.spatial_neighbors_radius(adata, radius=RADIUS_UM, library_key="section")
     del adata.obsp["spatial_distances"]
     adata.uns["simulation_seconds"] = time.perf_counter() - start
     adata.write_h5ad(path)
