@@ -145,3 +145,19 @@ def test_activation_checkpointing_changes_memory_not_numbers():
     assert gradients[0].keys() == gradients[1].keys()
     for name in gradients[0]:
         torch.testing.assert_close(gradients[0][name], gradients[1][name], rtol=0, atol=1e-6)
+
+
+def test_mixed_precision_runs_attention_in_bf16_and_the_likelihood_in_fp32():
+    torch.manual_seed(0)
+    module = CellTransformerModule(n_genes=30, n_cell_types=5, d_model=32, n_heads=4, n_encoder_layers=2,
+                                   n_decoder_layers=2, dim_feedforward=64)
+    batch = random_batch([5, 0, 9, 1, 30])
+    reference = module(batch)[0]["embedding"]
+    seen = []
+    module.encoder.layers[0].linear1.register_forward_hook(lambda layer, inputs, output: seen.append(output.dtype))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        inference, generative, loss = module(batch)
+    assert seen == [torch.bfloat16]
+    assert generative["px"].mu.dtype == torch.float32 and loss.loss.dtype == torch.float32
+    assert torch.isfinite(loss.loss)
+    torch.testing.assert_close(inference["embedding"].float(), reference, rtol=0.1, atol=0.1)
