@@ -6,6 +6,7 @@ import torch
 from scipy import sparse
 
 from celltransformer.data import ExpressionMatrix, NeighborhoodGraph, pack_neighborhoods
+from celltransformer.data._validation import validate_sections
 
 
 def _random_graph(n_obs, density, seed):
@@ -106,3 +107,15 @@ def test_log1p_input_is_turned_back_into_counts():
     counts = np.random.default_rng(0).poisson(3.0, size=(20, 5)).astype(np.float32)
     recovered = ExpressionMatrix(np.log1p(counts), is_log1p=True).gather(np.arange(20))
     np.testing.assert_allclose(recovered, counts, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 3, 7, 100])
+def test_section_check_counts_crossing_edges_in_every_block(rows_per_block):
+    sections = np.repeat(["a", "b"], [4, 6])
+    within = sparse.block_diag([np.ones((4, 4)), np.ones((6, 6))], format="csr")
+    validate_sections(within, sections, "spatial_connectivities", "section", rows_per_block=rows_per_block)
+
+    crossing = within.tolil()
+    crossing[8, 1] = crossing[1, 8] = crossing[9, 0] = 1.0  # rows in the first and the last block
+    with pytest.raises(ValueError, match=r"^3 edges .* link cells of different sections"):
+        validate_sections(crossing.tocsr(), sections, "spatial_connectivities", "section", rows_per_block=rows_per_block)

@@ -51,16 +51,20 @@ def validate_spatial_graph(adata: AnnData, spatial_key: str) -> None:
 
 
 def validate_sections(
-    graph: sparse.spmatrix, sections: np.ndarray, spatial_key: str, library_key: str, rows_per_block: int = 1_000_000
+    graph: sparse.spmatrix, sections: np.ndarray, spatial_key: str, library_key: str, rows_per_block: int = 100_000
 ) -> None:
-    """Check that no edge of the graph links cells of different sections (block by block of rows)."""
+    """Check that no edge of the graph links cells of different sections (block by block of rows).
+
+    Reads the CSR index arrays in place, so the memory it needs is bounded by one block's edges.
+    """
     codes = pd.Categorical(sections).codes
     csr = sparse.csr_matrix(graph)
     crossing = 0
     for start in range(0, csr.shape[0], rows_per_block):
-        block = csr[start : start + rows_per_block]
-        rows = start + np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        crossing += np.count_nonzero(codes[rows] != codes[block.indices])
+        stop = min(start + rows_per_block, csr.shape[0])
+        rows = np.repeat(np.arange(start, stop), np.diff(csr.indptr[start : stop + 1]))
+        columns = csr.indices[csr.indptr[start] : csr.indptr[stop]]
+        crossing += np.count_nonzero(codes[rows] != codes[columns])
     if crossing:
         raise ValueError(
             f"{crossing} edges of adata.obsp[{spatial_key!r}] link cells of different sections of "
