@@ -10,6 +10,8 @@ import torch
 from conftest import QUIET_TRAINING, TINY_MODEL, make_tissue
 
 import celltransformer as ct
+from celltransformer._constants import PACKED_KEYS
+from celltransformer.data import BatchKey, NeighborhoodDataModule
 
 
 def _setup(adata, **kwargs):
@@ -265,3 +267,22 @@ def test_device_gather_matches_the_cpu_gather():
         expected = ExpressionMatrix(matrix).gather(rows)
         gathered = DeviceExpression(ExpressionMatrix(matrix), "cpu").gather(torch.as_tensor(rows))
         np.testing.assert_array_equal(gathered.numpy(), expected)
+
+
+def test_training_and_validation_loaders_share_one_pass_over_the_counts(tissue, monkeypatch):
+    _setup(tissue, batch_key="section")
+    model = ct.CellTransformer(tissue, **TINY_MODEL)
+    passes = []
+    original = ct.data.ExpressionMatrix.mean_log1p_by_group
+    monkeypatch.setattr(
+        ct.data.ExpressionMatrix, "mean_log1p_by_group", lambda self, *a: passes.append(1) or original(self, *a)
+    )
+    datamodule = NeighborhoodDataModule(model.adata_manager, max_neighbors=5)
+    train, validation = datamodule.dataset(random_cap=True), datamodule.dataset(random_cap=False)
+    assert len(passes) == 1
+    assert train.random_cap and not validation.random_cap
+    key = BatchKey(np.arange(20), (0, 0, 0, 0))
+    torch.testing.assert_close(validation[key], validation[BatchKey(np.arange(20), (1, 0, 0, 0))])
+    assert not torch.equal(
+        train[key][PACKED_KEYS.NEIGHBOR_INDICES], train[BatchKey(np.arange(20), (1, 0, 0, 0))][PACKED_KEYS.NEIGHBOR_INDICES]
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import torch
@@ -19,15 +21,19 @@ from ._masks import attention_masks
 from ._packing import BatchKey, NeighborhoodDataset
 
 
+def registered_expression(adata_manager: AnnDataManager) -> ExpressionMatrix:
+    """The count matrix registered in ``adata_manager``."""
+    return ExpressionMatrix(
+        adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
+        is_log1p=adata_manager.registry["setup_args"]["expression_is_log1p"],
+    )
+
+
 def neighborhood_dataset(
     adata_manager: AnnDataManager, max_neighbors: int | None, random_cap: bool, gather_counts: bool = True
 ) -> NeighborhoodDataset:
     """Dataset of packed neighbourhood batches over the AnnData registered in ``adata_manager``."""
-    setup_args = adata_manager.registry["setup_args"]
-    expression = ExpressionMatrix(
-        adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY),
-        is_log1p=setup_args["expression_is_log1p"],
-    )
+    expression = registered_expression(adata_manager)
     cell_types = np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.CELL_TYPE_KEY)).ravel()
     graph = NeighborhoodGraph.from_adjacency(adata_manager.get_from_registry(REGISTRY_KEYS.GRAPH_KEY))
     batches = batch_log_means = None
@@ -210,13 +216,21 @@ class NeighborhoodDataModule(LightningDataModule):
         self.train_idx = order[: self.n_train]
         self.val_idx = order[self.n_train : self.n_train + self.n_val]
         self.test_idx = order[self.n_train + self.n_val :]
+        self._dataset: NeighborhoodDataset | None = None
+
+    def dataset(self, random_cap: bool) -> NeighborhoodDataset:
+        """The registered data as packed batches, built once (with its batch means) for both loaders."""
+        if self._dataset is None:
+            self._dataset = neighborhood_dataset(
+                self.adata_manager, self.max_neighbors, random_cap=True, gather_counts=not self.gather_on_device
+            )
+        dataset = copy.copy(self._dataset)
+        dataset.random_cap = random_cap
+        return dataset
 
     def train_dataloader(self) -> DataLoader:
-        dataset = neighborhood_dataset(
-            self.adata_manager, self.max_neighbors, random_cap=True, gather_counts=not self.gather_on_device
-        )
         return neighborhood_loader(
-            dataset,
+            self.dataset(random_cap=True),
             self.train_idx,
             self.batch_size,
             shuffle=True,
@@ -228,11 +242,8 @@ class NeighborhoodDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.n_val == 0:
             return []
-        dataset = neighborhood_dataset(
-            self.adata_manager, self.max_neighbors, random_cap=False, gather_counts=not self.gather_on_device
-        )
         return neighborhood_loader(
-            dataset, self.val_idx, self.batch_size, num_workers=self.num_workers, distributed=True
+            self.dataset(random_cap=False), self.val_idx, self.batch_size, num_workers=self.num_workers, distributed=True
         )
 
 

@@ -16,7 +16,12 @@ from scvi.train import TrainRunner
 
 from celltransformer._constants import PACKED_KEYS, REGISTRY_KEYS
 from celltransformer.data import BatchField, CellTypeField, CountsField, SpatialGraphField
-from celltransformer.data._loading import NeighborhoodDataModule, neighborhood_dataset, neighborhood_loader
+from celltransformer.data._loading import (
+    NeighborhoodDataModule,
+    neighborhood_dataset,
+    neighborhood_loader,
+    registered_expression,
+)
 from celltransformer.data._validation import validate_not_view
 from celltransformer.nn import CellTransformerModule
 from celltransformer.nn._module import AttentionKind, per_cell_pearson
@@ -219,13 +224,7 @@ class CellTransformer(BaseModelClass):
         if not isinstance(reference_model, CellTransformer):
             reference_model = cls.load(reference_model, adata=False, accelerator=accelerator, device=device)
         registry = reference_model.registry
-        reference_genes = registry["field_registries"][REGISTRY_KEYS.X_KEY]["state_registry"]["column_names"]
-        if not np.array_equal(np.asarray(adata.var_names), np.asarray(reference_genes)):
-            raise ValueError(
-                "The query's genes differ from the reference's (names or order). Reorder and subset "
-                "them first: `adata = adata[:, reference_genes].copy()` with the reference's "
-                "`model.registry['field_registries']['X']['state_registry']['column_names']`."
-            )
+        # The counts field refuses genes that differ from the reference's, before anything is written.
         cls.setup_anndata(adata, source_registry=registry, extend_categories=True, **registry["setup_args"])
         model = cls(adata, **reference_model.init_params_["non_kwargs"])
         model.module.load_reference_state(reference_model.module.state_dict(), freeze=not unfrozen)
@@ -381,7 +380,7 @@ class CellTransformer(BaseModelClass):
             self.is_trained_ = False
         device_counts = None
         if gather_on_device:
-            device_counts = neighborhood_dataset(self.adata_manager, None, random_cap=False).expression
+            device_counts = registered_expression(self.adata_manager)
         training_plan = self._training_plan_cls(self.module, device_counts=device_counts, **(plan_kwargs or {}))
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         # The batch sampler splits cells between processes itself; Lightning must not wrap it.
